@@ -1,0 +1,70 @@
+"""Device and dtype policy: one place decides where a network runs and in what precision."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from .errors import DeviceUnavailableError
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine, best first (always ends with ``"cpu"``)."""
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    found.append("cpu")
+    return found
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """Turn ``None``/``"auto"``/a name into a device that exists here.
+
+    ``None`` and ``"auto"`` pick cuda, then mps, then cpu. A device asked for by name that is
+    not available raises `DeviceUnavailableError`; there is no silent fallback.
+    """
+    if device is None or device == "auto":
+        return torch.device(available_devices()[0])
+    try:
+        wanted = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise DeviceUnavailableError(
+            f"device {device!r} is not a device name; expected one of {DEVICE_CHOICES}"
+        ) from error
+    if wanted.type not in available_devices():
+        raise DeviceUnavailableError(
+            f"device {device!r} is not available on this machine; available: {available_devices()}"
+        )
+    if wanted.type == "cuda" and wanted.index is not None:
+        if wanted.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return wanted
+
+
+def compute_dtype(device: torch.device, precision: str | None = None) -> torch.dtype:
+    """The dtype networks compute in on ``device``.
+
+    bfloat16 autocast on CUDA, float32 on CPU and MPS unless ``precision="bf16"`` is asked for.
+    """
+    if precision not in (None, "fp32", "bf16"):
+        raise ValueError(f"precision must be None, 'fp32' or 'bf16', got {precision!r}")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16" or device.type == "cuda":
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast context for ``dtype`` on ``device`` (a no-op for float32)."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
