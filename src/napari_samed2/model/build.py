@@ -46,8 +46,8 @@ def build_model(
         Also create the released checkpoint's never-called ``fancy_fusion`` modules, so that
         its full state dict loads and saves unchanged. They are never run.
     target : str, optional
-        Class to build instead of ``SAM2Base`` (e.g. ``sam2.sam2_video_predictor.SAM2VideoPredictor``
-        for side-by-side comparisons).
+        Class to build instead of ``SAM2Base``, e.g.
+        ``sam2.sam2_video_predictor.SAM2VideoPredictor`` for side-by-side comparisons.
 
     Returns
     -------
