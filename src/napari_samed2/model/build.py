@@ -74,12 +74,6 @@ def build_model(
         raise ModelConfigError("keep_unused_fusion=True needs temporal_adapter=True")
     try:
         net = instantiate(OmegaConf.create(mapping), _recursive_=True)
-    except ZeroDivisionError as error:
-        trunk = mapping["image_encoder"]["trunk"]
-        raise ModelConfigError(
-            f"global_att_blocks={trunk.get('global_att_blocks')} puts global attention on the "
-            f"first block of a stage (stages={trunk.get('stages')}); sam2 does not support that"
-        ) from error
     except Exception as error:
         raise ModelConfigError(f"could not build the network from this config: {error}") from error
     return net.eval()
@@ -105,6 +99,24 @@ def _check_required(mapping: dict[str, Any]) -> None:
     size = mapping.get("image_size", 512)
     if not isinstance(size, int) or size <= 0 or size % 32:
         raise ModelConfigError(f"image_size must be a positive multiple of 32, got {size!r}")
+    trunk = mapping["image_encoder"].get("trunk", {})
+    stages = list(trunk.get("stages", (2, 3, 16, 3)))
+    global_blocks = list(trunk.get("global_att_blocks", (12, 16, 20)))
+    stage_starts = [sum(stages[:i]) for i in range(1, len(stages))][: trunk.get("q_pool", 3)]
+    # A pooling block with global attention divides by a zero window size in sam2's forward.
+    clashing = sorted(set(global_blocks) & set(stage_starts))
+    if clashing:
+        raise ModelConfigError(
+            f"global_att_blocks={global_blocks} puts global attention on block(s) {clashing}, "
+            f"the first block of a stage (stages={stages}); sam2 does not support that"
+        )
+    embed = trunk.get("embed_dim", 96)
+    channels = mapping["image_encoder"].get("neck", {}).get("backbone_channel_list")
+    if channels is not None and list(channels) != [embed * 8, embed * 4, embed * 2, embed]:
+        raise ModelConfigError(
+            f"neck.backbone_channel_list={list(channels)} must be "
+            f"{[embed * 8, embed * 4, embed * 2, embed]} for trunk embed_dim={embed}"
+        )
 
 
 def count_parameters(net) -> int:
