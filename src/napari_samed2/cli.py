@@ -1,0 +1,162 @@
+"""The ``samed2`` command: models, downloads, the demo, headless propagation, evaluation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("samed2: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every error reaches the user as one plain line
+        if getattr(args, "debug", False):
+            raise
+        print(f"samed2 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="samed2",
+        description="SAMed-2 / SAM2 segmentation and propagation for volumes and videos.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-samed2 {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = commands.add_parser("models", help="list known models and what is cached")
+    models.set_defaults(func=_models)
+
+    fetch = commands.add_parser("fetch", help="download a model's weights into the cache")
+    fetch.add_argument("name", help="registry name, e.g. sam2.1-tiny")
+    fetch.set_defaults(func=_fetch)
+
+    demo = commands.add_parser(
+        "demo", help="the embedded model follows nuclei through a sample volume"
+    )
+    demo.add_argument("--headless", action="store_true", help="no window even with a display")
+    demo.add_argument("--out", default="samed2-demo", help="output folder (headless run)")
+    demo.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
+    demo.add_argument("--device", default=None, help="auto (default), cuda, mps or cpu")
+    demo.set_defaults(func=_demo)
+
+    propagate = commands.add_parser(
+        "propagate",
+        help="segment a stack headless from points/boxes",
+        description="Prompts are FRAME,ROW,COL (points) or FRAME,ROW0,COL0,ROW1,COL1 "
+        "(boxes), in pixels, optionally followed by @OBJECT_ID (default 1).",
+    )
+    propagate.add_argument("input", help=".tif/.tiff, .npy or .zarr stack (or a 2-D image)")
+    propagate.add_argument("--out", required=True, help="labels file to write (.tif or .npy)")
+    propagate.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
+    propagate.add_argument("--device", default=None)
+    propagate.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
+    propagate.add_argument("--point", action="append", default=[], metavar="F,R,C[@ID]")
+    propagate.add_argument("--negative", action="append", default=[], metavar="F,R,C[@ID]")
+    propagate.add_argument("--box", action="append", default=[], metavar="F,R0,C0,R1,C1[@ID]")
+    propagate.add_argument("--direction", choices=("both", "forward", "backward"), default="both")
+    propagate.add_argument("--memory", choices=("selective", "sam2"), default="selective")
+    propagate.add_argument("--confidence", help="CSV of per-frame confidence to write")
+    propagate.set_defaults(func=_propagate)
+    try:
+        from .train.commands import add_evaluate_parser, add_train_parser
+    except ImportError:  # training extras not importable: the other commands still work
+        pass
+    else:
+        add_evaluate_parser(commands)
+        add_train_parser(commands)
+    return parser
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .model import DEFAULT_MODEL, REGISTRY, cache_dir, cached_path
+
+    rows = [("name", "source", "size", "cached", "description")]
+    for name, spec in REGISTRY.items():
+        size = f"{spec.size_bytes / 1e6:.0f} MB" if spec.size_bytes else "-"
+        path = cached_path(spec)
+        if path is not None and spec.bundled:
+            size = f"{path.stat().st_size / 1e6:.1f} MB"
+        marker = " (default)" if name == DEFAULT_MODEL else ""
+        rows.append((name + marker, spec.source, size, "yes" if path else "no", spec.description))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+        )
+    print(f"\ncache: {cache_dir()}  (set NAPARI_SAMED2_CACHE to move it)")
+    return 0
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from .model import fetch_weights, get_spec
+
+    path = fetch_weights(get_spec(args.name))
+    print(path)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    if not args.headless and demo.has_display():
+        demo.open_viewer(args.model, args.device)
+        return 0
+    result = demo.run_headless(args.out, args.model, args.device)
+    for obj_id, score in result.dice.items():
+        print(f"object {obj_id}: Dice {score:.3f}")
+    print(
+        f"mean Dice {result.mean_dice:.3f} over {len(result.dice)} objects; "
+        f"{result.seconds:.1f} s in all, {result.frames_per_second:.1f} frames/s propagation"
+    )
+    print(f"labels:  {result.labels_path}\noverlay: {result.overlay_path}")
+    return 0
+
+
+def _propagate(args: argparse.Namespace) -> int:
+    from .engine import PropagationSession
+    from .model import load_model
+    from .pipeline import parse_prompt, segment_stack
+    from .stack_files import read_stack, write_confidence_csv, write_labels
+
+    prompts = [parse_prompt("point", text) for text in args.point]
+    prompts += [parse_prompt("negative", text) for text in args.negative]
+    prompts += [parse_prompt("box", text) for text in args.box]
+    if not prompts:
+        raise CommandError("give at least one --point or --box")
+    data = read_stack(args.input)
+    model = load_model(args.model, device=args.device)
+    session = PropagationSession(model, data, axis=args.axis, memory=args.memory)
+
+    def report(result, done, total):
+        print(f"\rframe {result.frame:4d}  {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
+    print(file=sys.stderr)
+    write_labels(args.out, segmentation.labels)
+    if args.confidence:
+        write_confidence_csv(args.confidence, segmentation.confidence_rows())
+    print(f"wrote {args.out} ({len(segmentation.results)} frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
