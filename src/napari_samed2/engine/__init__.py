@@ -1,0 +1,47 @@
+"""Inference without Qt: frame sources, feature cache, selective memory, propagation sessions."""
+
+from .bank_files import load_bank, read_released_bank, save_bank
+from .errors import (
+    BankError,
+    EngineError,
+    FrameDataError,
+    PromptError,
+    PropagationError,
+    UnsafeBankError,
+)
+from .features import FeatureCache, FrameEncoder, FrameFeatures
+from .frames import ConstantFrameWarning, FrameSource, ModelInput
+from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
+from .results import DIRECTIONS, FrameResult, frame_order, frames_total
+from .session import PropagationSession
+from .settings import MEMORY_MODES, MemorySettings, SessionSettings
+
+__all__ = [
+    "DIRECTIONS",
+    "MEMORY_MODES",
+    "BankEntry",
+    "BankError",
+    "ConstantFrameWarning",
+    "EngineError",
+    "FeatureCache",
+    "FrameDataError",
+    "FrameEncoder",
+    "FrameFeatures",
+    "FrameResult",
+    "FrameSource",
+    "LongTermBank",
+    "MemorySettings",
+    "ModelInput",
+    "PromptError",
+    "PropagationError",
+    "PropagationSession",
+    "SessionSettings",
+    "UnsafeBankError",
+    "frame_order",
+    "frames_total",
+    "load_bank",
+    "passes_gate",
+    "pooled_key",
+    "read_released_bank",
+    "save_bank",
+]

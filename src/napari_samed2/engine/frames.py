@@ -1,0 +1,247 @@
+"""Lazy frames from napari-style arrays: axis handling, intensity scaling, model preprocessing.
+
+A `FrameSource` reads one frame at a time from numpy, dask or zarr arrays (never the whole
+stack), scales intensities robustly once per stack, and turns a frame into the model's input
+tensor. For uint8 data it reproduces sam2's own video preprocessing exactly (PIL resize of the
+RGB image, divide by 255, mean/std), so that ``memory="sam2"`` matches `SAM2VideoPredictor`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .errors import FrameDataError
+
+SAMPLE_FRAMES = 16  # frames read to estimate the intensity percentiles
+SAMPLE_PIXELS = 256 * 256  # pixels per sampled frame (strided), so estimation stays cheap
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """How frames must be fed to a network: square size, mean/std (None: [0, 1] only)."""
+
+    image_size: int
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+
+
+class ConstantFrameWarning(UserWarning):
+    """A frame (or the whole stack) has no contrast: it is segmented as a black image."""
+
+
+class FrameSource:
+    """Frames of an array along one axis, read lazily.
+
+    Parameters
+    ----------
+    data : array-like
+        numpy, dask or zarr array; YX, YXC (C = 3 or 4), ZYX/TYX, TYXC, or 4-D/5-D stacks
+        such as TZYX(C). The last two non-channel axes are rows and columns.
+    axis : int
+        Propagation axis, an index into ``data``'s axes (negative counts from the end). It must
+        not be a row, column or channel axis. Ignored for a single 2-D image (one frame).
+    rgb : bool, optional
+        Whether the last axis holds colour channels; ``None`` guesses like napari does (last
+        axis of length 3 or 4 in data with 3 or more axes).
+    position : sequence of int, optional
+        For 4-D/5-D data, the index along every other leading axis (as in napari's dims slider),
+        one entry per axis of ``data`` (entries for the propagation, row, column and channel
+        axes are ignored). Default: 0 on every other axis.
+    percentiles : (float, float)
+        Percentiles of the intensity scaling for non-uint8 data.
+    """
+
+    def __init__(
+        self,
+        data,
+        axis: int = 0,
+        *,
+        rgb: bool | None = None,
+        position: Sequence[int] | None = None,
+        percentiles: tuple[float, float] = (0.5, 99.5),
+    ):
+        shape = tuple(int(n) for n in getattr(data, "shape", ()))
+        dtype = np.dtype(getattr(data, "dtype", np.float64))
+        ndim = len(shape)
+        if not hasattr(data, "__getitem__") or not hasattr(data, "shape"):
+            raise FrameDataError(
+                f"data must be an array (numpy, dask or zarr), got {type(data).__name__}"
+            )
+        if ndim < 2 or ndim > 5:
+            raise FrameDataError(
+                f"data must have 2 to 5 axes (YX, YXC, ZYX, TYXC, TZYX, TZYXC), got shape {shape}"
+            )
+        if dtype.kind == "c":
+            raise FrameDataError(
+                f"complex data ({dtype}) cannot be segmented; pass its magnitude (np.abs) or a "
+                "real part"
+            )
+        if dtype.kind not in "biuf":
+            raise FrameDataError(
+                f"data dtype must be bool, integer or float, got {dtype} for shape {shape}"
+            )
+        if rgb is None:
+            rgb = ndim >= 3 and shape[-1] in (3, 4)
+        if rgb and (ndim < 3 or shape[-1] not in (3, 4)):
+            raise FrameDataError(f"rgb=True needs a last axis of length 3 or 4, got shape {shape}")
+        spatial_ndim = ndim - 1 if rgb else ndim
+        if spatial_ndim > 4:
+            raise FrameDataError(f"data has {spatial_ndim} non-channel axes (at most 4), {shape}")
+        row_axis, col_axis = spatial_ndim - 2, spatial_ndim - 1
+        if 0 in shape:
+            raise FrameDataError(f"data has an empty axis: shape {shape}")
+
+        self.data = data
+        self.shape = shape
+        self.dtype = dtype
+        self.rgb = bool(rgb)
+        self.frame_shape = (shape[row_axis], shape[col_axis])
+        if spatial_ndim == 2:
+            self.axis = None
+            self.num_frames = 1
+        else:
+            if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+                raise FrameDataError(f"axis must be an integer, got {axis!r}")
+            resolved = int(axis) + ndim if axis < 0 else int(axis)
+            if not 0 <= resolved < ndim:
+                raise FrameDataError(
+                    f"axis {axis} is out of range for data with {ndim} axes (shape {shape})"
+                )
+            if resolved >= row_axis:
+                kind = "channel" if resolved == ndim - 1 and rgb else "row/column"
+                raise FrameDataError(
+                    f"axis {axis} is a {kind} axis of data with shape {shape}; the propagation "
+                    f"axis must be one of {list(range(row_axis))}"
+                )
+            self.axis = resolved
+            self.num_frames = shape[resolved]
+        leading = [0] * row_axis
+        if position is not None:
+            position = list(position)
+            for index in range(row_axis):
+                if index < len(position) and index != self.axis:
+                    value = int(position[index])
+                    if not 0 <= value < shape[index]:
+                        raise FrameDataError(
+                            f"position[{index}]={value} is out of range for axis {index} of "
+                            f"length {shape[index]}"
+                        )
+                    leading[index] = value
+        self._leading = leading
+        self._percentiles = percentiles
+        self._range: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        return self.num_frames
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, frame: int) -> np.ndarray:
+        """The raw frame ``(rows, cols)`` or ``(rows, cols, C)`` in the data's dtype."""
+        if not 0 <= frame < self.num_frames:
+            raise IndexError(f"frame {frame} is out of range [0, {self.num_frames - 1}]")
+        index: list = list(self._leading)
+        if self.axis is not None:
+            index[self.axis] = frame
+        return np.asarray(self.data[tuple(index)])
+
+    def intensity_range(self) -> tuple[float, float]:
+        """The (low, high) values mapped to 0 and 1, from percentiles over a strided sample.
+
+        Computed once per source from at most `SAMPLE_FRAMES` frames, each subsampled to about
+        `SAMPLE_PIXELS` pixels, ignoring NaN and infinities.
+        """
+        if self._range is None:
+            picks = np.unique(np.linspace(0, self.num_frames - 1, SAMPLE_FRAMES).round())
+            step = max(1, int(np.sqrt(self.frame_shape[0] * self.frame_shape[1] / SAMPLE_PIXELS)))
+            samples = []
+            for frame in picks.astype(int):
+                values = self.read(int(frame))[::step, ::step].astype(np.float64, copy=False)
+                samples.append(values[np.isfinite(values)])
+            values = np.concatenate(samples) if samples else np.zeros(0)
+            if values.size == 0:
+                warnings.warn(
+                    "every sampled pixel is NaN or infinite; frames are segmented as black",
+                    ConstantFrameWarning,
+                    stacklevel=2,
+                )
+                self._range = (0.0, 1.0)
+            else:
+                low, high = np.percentile(values, self._percentiles)
+                if high <= low:  # (nearly) constant data: fall back to the full range
+                    low, high = float(values.min()), float(values.max())
+                self._range = (float(low), float(high))
+        return self._range
+
+    def scaled(self, frame: int) -> np.ndarray:
+        """The frame as float32 in [0, 1], ``(rows, cols, 3)`` (grey replicated, alpha dropped).
+
+        uint8 data is divided by 255 (sam2's convention); other data is mapped through
+        `intensity_range`, clipped, with NaN set to 0.
+        """
+        raw = self.read(frame)
+        if self.dtype == np.uint8:
+            values = raw.astype(np.float32) / np.float32(255)
+        else:
+            low, high = self.intensity_range()
+            span = high - low
+            values = raw.astype(np.float64)
+            if span > 0:
+                values = (values - low) / span
+            else:
+                values = np.zeros_like(values)
+            values = np.nan_to_num(np.clip(values, 0.0, 1.0), nan=0.0).astype(np.float32)
+        self._warn_if_constant(frame, raw)
+        return _to_rgb(values)
+
+    def _warn_if_constant(self, frame: int, raw: np.ndarray) -> None:
+        finite = raw[np.isfinite(raw)] if raw.dtype.kind == "f" else raw
+        if finite.size == 0 or finite.min() == finite.max():
+            kind = "all NaN" if finite.size == 0 else f"constant ({finite.flat[0]})"
+            warnings.warn(
+                f"frame {frame} is {kind}; it is segmented as a blank image",
+                ConstantFrameWarning,
+                stacklevel=3,
+            )
+
+    # -- model input -----------------------------------------------------------------------
+
+    def model_input(self, frame: int, spec: ModelInput) -> torch.Tensor:
+        """The frame as the network's input, float32 ``(3, S, S)``.
+
+        uint8 frames follow sam2's ``load_video_frames`` exactly: PIL resize (bicubic) of the
+        RGB image to S x S, then ``/ 255`` in float64 stored as float32, then mean/std. Other
+        dtypes are scaled to [0, 1] first and resized with antialiased bilinear interpolation.
+        """
+        size = spec.image_size
+        if self.dtype == np.uint8:
+            raw = self.read(frame)
+            self._warn_if_constant(frame, raw)
+            image = Image.fromarray(_to_rgb(raw)).resize((size, size))
+            array = np.asarray(image) / 255.0
+            tensor = torch.from_numpy(array).permute(2, 0, 1).float()
+        else:
+            scaled = torch.from_numpy(self.scaled(frame)).permute(2, 0, 1)[None]
+            if scaled.shape[-2:] != (size, size):
+                scaled = F.interpolate(
+                    scaled, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+                )
+            tensor = scaled[0].contiguous()
+        if spec.mean is not None and spec.std is not None:
+            mean = torch.tensor(spec.mean, dtype=torch.float32)[:, None, None]
+            std = torch.tensor(spec.std, dtype=torch.float32)[:, None, None]
+            tensor = (tensor - mean) / std
+        return tensor
+
+
+def _to_rgb(values: np.ndarray) -> np.ndarray:
+    if values.ndim == 2:
+        return np.repeat(values[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(values[:, :, :3])

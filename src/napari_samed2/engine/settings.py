@@ -1,0 +1,83 @@
+"""Settings of a propagation session: the selective memory's knobs and the feature cache size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MEMORY_MODES = ("selective", "sam2")
+
+
+@dataclass
+class MemorySettings:
+    """Knobs of the selective memory (ignored in ``memory="sam2"`` mode).
+
+    Attributes
+    ----------
+    gate_threshold : float
+        A propagated frame enters the recent memory only if its predicted IoU is at least this
+        and its object score is positive. In [0, 1].
+    bank_threshold : float
+        A propagated frame is also offered to the long-term bank if its predicted IoU is at
+        least this (corrections are always offered, with confidence 1.0). In [0, 1].
+    bank_capacity : int
+        Maximum number of long-term bank entries (SAMed-2's released bank holds 640).
+    top_k : int
+        Bank entries retrieved per frame and object (0 disables retrieval).
+    key_size : int
+        Retrieval keys are the frame's image embedding average-pooled to ``key_size`` squared
+        positions, so an entry costs kilobytes rather than the 4 MB of a full 64x64 map.
+    """
+
+    gate_threshold: float = 0.5
+    bank_threshold: float = 0.8
+    bank_capacity: int = 64
+    top_k: int = 2
+    key_size: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("gate_threshold", "bank_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if int(self.bank_capacity) < 1:
+            raise ValueError(f"bank_capacity must be >= 1, got {self.bank_capacity!r}")
+        if int(self.top_k) < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k!r}")
+        if int(self.key_size) < 1:
+            raise ValueError(f"key_size must be >= 1, got {self.key_size!r}")
+
+
+@dataclass
+class SessionSettings:
+    """Settings of a `PropagationSession`.
+
+    Attributes
+    ----------
+    memory : MemorySettings
+        The selective memory's knobs.
+    cache_bytes : int
+        Upper bound of the image-feature cache in bytes (least recently used frames are
+        evicted). Re-propagation over cached frames skips the encoder.
+    pair_encoding : bool
+        Encode frames in neighbouring pairs ``(2k, 2k+1)``. Always on for nets with a temporal
+        adapter (they need true neighbours); for stock SAM2 it also halves encoder calls.
+    prefetch : bool
+        Encode the next pair in a background thread while the current frame is decoded.
+    percentiles : tuple of float
+        Lower/upper percentiles for the intensity normalisation of non-uint8 data.
+    """
+
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    cache_bytes: int = 2 * 1024**3
+    pair_encoding: bool = True
+    prefetch: bool = False
+    percentiles: tuple[float, float] = (0.5, 99.5)
+
+    def __post_init__(self) -> None:
+        if int(self.cache_bytes) < 0:
+            raise ValueError(f"cache_bytes must be >= 0, got {self.cache_bytes!r}")
+        low, high = self.percentiles
+        if not 0.0 <= low < high <= 100.0:
+            raise ValueError(
+                f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles!r}"
+            )
