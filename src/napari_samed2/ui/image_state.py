@@ -1,0 +1,77 @@
+"""What the widget remembers per image layer: frame geometry, session, layers, objects, results.
+
+Switching to another image layer and back restores all of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from napari.layers import Image, Labels, Points, Shapes
+
+from .corrections import PendingCorrections
+from .frames import FrameGeometry
+from .labels_writer import LabelsWriter
+from .objects import TrackedObject
+
+
+@dataclass
+class ImageState:
+    """The annotation state of one image layer.
+
+    Attributes
+    ----------
+    image : Image
+        The image layer.
+    frame_axis : int or None
+        Chosen propagation axis (None: 2-D, or not chosen yet for 4-D data).
+    geometry : FrameGeometry or None
+        Geometry of the current session (None until the first action).
+    session : PropagationSession or None
+        The engine session for ``geometry`` and the loaded model.
+    labels, points, boxes : napari layers or None
+        Output Labels layer and prompt layers (created on first use).
+    objects : list of TrackedObject
+        The object list's content while another image is shown.
+    selected : int or None
+        Selected object id.
+    results : dict of int to FrameResult
+        Latest result per frame (all objects), for the confidence view.
+    pending : PendingCorrections
+        User edits not accepted yet.
+    """
+
+    image: Image
+    frame_axis: int | None = None
+    geometry: FrameGeometry | None = None
+    session: object | None = None
+    labels: Labels | None = None
+    points: Points | None = None
+    boxes: Shapes | None = None
+    objects: list[TrackedObject] = field(default_factory=list)
+    selected: int | None = None
+    results: dict[int, object] = field(default_factory=dict)
+    pending: PendingCorrections = field(default_factory=PendingCorrections)
+    writer: LabelsWriter | None = None
+
+    def reset_session(self) -> None:
+        """Forget the engine session (model, axis or slice changed); layers and objects stay."""
+        self.close_session()
+
+    def close_session(self) -> None:
+        """Close the engine session (its prefetch thread and feature cache) and forget it."""
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        self.geometry = None
+        self.results = {}
+        self.pending = PendingCorrections()
+        self.writer = None
+
+    def next_object_id(self) -> int:
+        """A label id used neither by an object nor by any pixel of the Labels layer."""
+        used = max((obj.obj_id for obj in self.objects), default=0)
+        if self.labels is not None and self.labels.data.size:
+            used = max(used, int(np.max(self.labels.data)))
+        return used + 1

@@ -1,0 +1,124 @@
+"""Model and device picker: registry names or a local checkpoint, loaded in a worker thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from ..model import DEFAULT_MODEL, REGISTRY, LoadedModel, available_devices, load_model
+from .messages import plain_message
+
+BROWSE = "Local checkpoint…"
+
+
+class ModelPicker(QWidget):
+    """Pick a model and a device, load it off the GUI thread, emit `model_loaded`."""
+
+    model_loaded = Signal(object)  # LoadedModel
+    load_failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model_combo = QComboBox()
+        names = sorted(REGISTRY, key=lambda name: (name != DEFAULT_MODEL, name))
+        for name in names:
+            self.model_combo.addItem(name, name)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1,
+                REGISTRY[name].description,
+                3,  # ToolTipRole
+            )
+        self.model_combo.addItem(BROWSE, None)
+        self.model_combo.setToolTip(
+            "Registry models download on first use (SAMed-2 needs a manual download); "
+            "choose 'Local checkpoint…' for a .pt/.pth/.safetensors file"
+        )
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", *available_devices()])
+        self.device_combo.setToolTip("auto: CUDA, then Apple MPS, then CPU")
+        self.load_button = QPushButton("Load model")
+        self.status = QLabel("no model loaded")
+        self.status.setWordWrap(True)
+        layout = QGridLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Model"), 0, 0)
+        layout.addWidget(self.model_combo, 0, 1)
+        layout.addWidget(QLabel("Device"), 1, 0)
+        layout.addWidget(self.device_combo, 1, 1)
+        layout.addWidget(self.load_button, 2, 0, 1, 2)
+        layout.addWidget(self.status, 3, 0, 1, 2)
+        self.load_button.clicked.connect(self.load_selected)
+        self.model_combo.activated.connect(self._on_model_activated)
+        self.worker = None
+        self._path: Path | None = None
+
+    def _on_model_activated(self, index: int) -> None:
+        if self.model_combo.itemData(index) is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open a checkpoint", "", "Checkpoints (*.pt *.pth *.safetensors)"
+            )
+            if path:
+                self.add_checkpoint(Path(path))
+
+    def add_checkpoint(self, path: Path) -> None:
+        """Put a local checkpoint file in the model list and select it."""
+        self.model_combo.insertItem(self.model_combo.count() - 1, path.name, str(path))
+        self.model_combo.setCurrentIndex(self.model_combo.count() - 2)
+
+    def selected_source(self) -> str | None:
+        return self.model_combo.currentData()
+
+    def load_selected(self) -> None:
+        """Load the selected model on the selected device in a worker thread."""
+        source = self.selected_source()
+        if source is None:
+            show_error("Choose a model from the list or open a checkpoint file first.")
+            return
+        if self.worker is not None:
+            show_info("A model is already loading.")
+            return
+        device = self.device_combo.currentText()
+        self.load_button.setEnabled(False)
+        self.status.setText(f"loading {Path(source).name} on {device}…")
+        bar = progress(total=0, desc=f"Loading {Path(source).name}")
+        worker = create_worker(load_model, source, device, progressbar=False, _ignore_errors=True)
+        self.worker = worker
+
+        def done() -> None:
+            bar.close()
+            self.worker = None
+            self.load_button.setEnabled(True)
+
+        worker.returned.connect(self._on_loaded)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(done)
+        worker.start()
+
+    def _on_loaded(self, loaded: LoadedModel) -> None:
+        self.show_model(loaded)
+        self.model_loaded.emit(loaded)
+
+    def show_model(self, loaded: LoadedModel) -> None:
+        adapter = " + temporal adapter" if loaded.temporal_adapter else ""
+        self.status.setText(
+            f"{loaded.name}{adapter} · {loaded.image_size} px · {loaded.device.type} "
+            f"({str(loaded.dtype).replace('torch.', '')})"
+        )
+
+    def _on_error(self, error: Exception) -> None:
+        message = plain_message(error, "Loading the model failed")
+        self.status.setText("no model loaded")
+        show_error(message)
+        self.load_failed.emit(message)

@@ -1,0 +1,1002 @@
+"""The SAMed-2 annotator dock widget: prompt, segment, propagate, review and correct.
+
+The widget is glue: prompts come from napari layers (`prompt_layers`), the engine does the
+work in a thread worker (`runner`), masks go into the Labels layer through `LabelsWriter`
+(one undo step per run), and the confidence strip shows the selected object's per-frame
+confidence. No model code lives here.
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QEvent, QObject, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine import PropagationSession
+from ..model import LoadedModel
+from .confidence_view import ConfidenceStrip, ConfidenceTrack
+from .corrections import AcceptedFrame, painted_frames
+from .frames import FrameAxisError, FrameGeometry, axis_kind, infer_frame_axis
+from .image_state import ImageState
+from .labels_writer import LabelsWriter
+from .messages import plain_message
+from .model_picker import ModelPicker
+from .objects import ObjectList
+from .prompt_layers import (
+    NEGATIVE,
+    POSITIVE,
+    make_boxes_layer,
+    make_points_layer,
+    prompts_for,
+    remove_object_prompts,
+    set_prompt_object,
+    set_sign,
+    toggle_sign,
+)
+from .runner import Call, EngineRun, Segment
+
+# key -> (widget method, description); bound on the viewer (no napari layer uses these keys)
+SHORTCUTS = {
+    "Shift-S": ("segment_frame", "segment the selected object on this frame"),
+    "Shift-F": ("propagate_forward", "propagate forward"),
+    "Shift-B": ("propagate_backward", "propagate backward"),
+    "Shift-D": ("propagate_both", "propagate both ways"),
+    "Shift-X": ("stop", "stop propagation"),
+    "Shift-C": ("accept_correction", "accept my correction and re-propagate"),
+    "Shift-W": ("next_weak_frame", "go to the next low-confidence frame"),
+}
+NEW_LABELS = "new Labels layer"
+CORRECTION_DIRECTIONS = ("both", "forward", "backward")
+
+
+class SAMed2Widget(QWidget):
+    """Annotator for SAMed-2 / SAM2: click, propagate through Z or T, correct.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer the widget is docked in.
+
+    Signals
+    -------
+    accepted(list of AcceptedFrame)
+        Frames whose masks the user corrected and accepted (hook for a label set).
+    frame_done(int)
+        Each frame a run has written (or skipped as confirmed), in order.
+    run_finished(dict)
+        After each engine run: ``{"kind", "frames", "stopped", "error"}``.
+    """
+
+    accepted = Signal(object)
+    frame_done = Signal(int)
+    run_finished = Signal(object)
+
+    def __init__(self, napari_viewer: napari.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.model: LoadedModel | None = None
+        self.states: dict[int, ImageState] = {}
+        self.state: ImageState | None = None
+        self.run: EngineRun | None = None
+        self._run_kind = ""
+        self._run_progress: progress | None = None
+        self._run_protected: dict[int, set[int]] = {}
+        self._closing_filter: _CloseWatcher | None = None
+        self._closed = False
+        self._build()
+        self._connect_viewer()
+        # napari's main window (private name, no public handle); showEvent covers the rest
+        self._watch_closing(getattr(getattr(napari_viewer, "window", None), "_qt_window", None))
+        self._refresh_image_choices()
+        self._update_enabled()
+
+    # =========================================================================================
+    # layout
+    # =========================================================================================
+
+    def _build(self) -> None:
+        self.model_picker = ModelPicker()
+        self.model_picker.model_loaded.connect(self.set_model)
+
+        self.image_combo = QComboBox()
+        self.image_combo.setToolTip("The image layer to segment")
+        self.axis_combo = QComboBox()
+        self.axis_combo.setToolTip(
+            "Axis walked by propagation: Z for volumes, T for time-lapses (asked for 4-D data)"
+        )
+        self.labels_combo = QComboBox()
+        self.labels_combo.setToolTip(
+            "Where masks are written. Choosing an existing Labels layer keeps its other labels "
+            "untouched; its label ids become objects."
+        )
+        image_box = QGroupBox("Image")
+        grid = QGridLayout(image_box)
+        grid.addWidget(QLabel("Image"), 0, 0)
+        grid.addWidget(self.image_combo, 0, 1)
+        grid.addWidget(QLabel("Frame axis"), 1, 0)
+        grid.addWidget(self.axis_combo, 1, 1)
+        grid.addWidget(QLabel("Labels"), 2, 0)
+        grid.addWidget(self.labels_combo, 2, 1)
+
+        self.object_list = ObjectList()
+        self.object_list.colour_of = self._colour_of
+        self.positive_button = QPushButton("+ point")
+        self.positive_button.setToolTip("Click on the object to add positive points (green)")
+        self.negative_button = QPushButton("− point")
+        self.negative_button.setToolTip(
+            "Click on background to add negative points (red); T toggles the sign"
+        )
+        self.box_button = QPushButton("Box")
+        self.box_button.setToolTip("Drag a rectangle around the object")
+        prompt_row = QHBoxLayout()
+        for button in (self.positive_button, self.negative_button, self.box_button):
+            prompt_row.addWidget(button)
+        objects_box = QGroupBox("Objects and prompts")
+        objects_layout = QVBoxLayout(objects_box)
+        objects_layout.addWidget(self.object_list)
+        objects_layout.addLayout(prompt_row)
+
+        self.segment_button = QPushButton("Segment frame  ⇧S")
+        self.backward_button = QPushButton("◀ Backward  ⇧B")
+        self.both_button = QPushButton("◀▶ Both  ⇧D")
+        self.forward_button = QPushButton("Forward ▶  ⇧F")
+        self.stop_button = QPushButton("■ Stop  ⇧X")
+        self.accept_button = QPushButton("Accept correction  ⇧C")
+        self.weak_button = QPushButton("Next weak frame  ⇧W")
+        self.direction_combo = QComboBox()
+        self.direction_combo.addItems(CORRECTION_DIRECTIONS)
+        self.direction_combo.setToolTip(
+            "Direction in which an accepted correction is re-propagated (up to the next "
+            "frame you confirmed)"
+        )
+        for button, key in (
+            (self.segment_button, "Shift-S"),
+            (self.backward_button, "Shift-B"),
+            (self.both_button, "Shift-D"),
+            (self.forward_button, "Shift-F"),
+            (self.stop_button, "Shift-X"),
+            (self.accept_button, "Shift-C"),
+            (self.weak_button, "Shift-W"),
+        ):
+            button.setToolTip(f"{SHORTCUTS[key][1].capitalize()} ({key})")
+        actions_box = QGroupBox("Segment and propagate")
+        actions = QGridLayout(actions_box)
+        actions.addWidget(self.segment_button, 0, 0, 1, 3)
+        actions.addWidget(self.backward_button, 1, 0)
+        actions.addWidget(self.both_button, 1, 1)
+        actions.addWidget(self.forward_button, 1, 2)
+        actions.addWidget(self.stop_button, 2, 0, 1, 3)
+        actions.addWidget(self.accept_button, 3, 0, 1, 2)
+        actions.addWidget(self.direction_combo, 3, 2)
+
+        self.confidence = ConfidenceStrip()
+        self.status = QLabel("Load a model, pick an image, add an object and click on it.")
+        self.status.setWordWrap(True)
+        review_box = QGroupBox("Review")
+        review = QVBoxLayout(review_box)
+        review.addWidget(self.confidence)
+        review.addWidget(self.weak_button)
+        review.addWidget(self.status)
+
+        model_box = QGroupBox("Model")
+        QVBoxLayout(model_box).addWidget(self.model_picker)
+
+        content = QWidget()
+        column = QVBoxLayout(content)
+        for box in (model_box, image_box, objects_box, actions_box, review_box):
+            column.addWidget(box)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(330)
+
+        self.image_combo.currentIndexChanged.connect(self._on_image_chosen)
+        self.axis_combo.activated.connect(self._on_axis_chosen)
+        self.labels_combo.activated.connect(self._on_labels_chosen)
+        self.object_list.add_button.clicked.connect(self.add_object)
+        self.object_list.delete_button.clicked.connect(self.delete_selected_object)
+        self.object_list.selected.connect(self._on_object_selected)
+        self.object_list.renamed.connect(lambda *_: self._refresh_confidence())
+        self.positive_button.clicked.connect(lambda: self.start_points(POSITIVE))
+        self.negative_button.clicked.connect(lambda: self.start_points(NEGATIVE))
+        self.box_button.clicked.connect(self.start_box)
+        self.segment_button.clicked.connect(self.segment_frame)
+        self.forward_button.clicked.connect(self.propagate_forward)
+        self.backward_button.clicked.connect(self.propagate_backward)
+        self.both_button.clicked.connect(self.propagate_both)
+        self.stop_button.clicked.connect(self.stop)
+        self.accept_button.clicked.connect(self.accept_correction)
+        self.weak_button.clicked.connect(self.next_weak_frame)
+        self.confidence.frame_clicked.connect(self.go_to_frame)
+
+    def _connect_viewer(self) -> None:
+        layers = self.viewer.layers
+        layers.events.inserted.connect(self._on_layers_changed)
+        layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.dims.events.current_step.connect(self._on_step_changed)
+        for key, (method, _) in SHORTCUTS.items():
+            self.viewer.bind_key(key, _call(self, method), overwrite=True)
+
+    # =========================================================================================
+    # model
+    # =========================================================================================
+
+    def set_model(self, loaded: LoadedModel) -> None:
+        """Use ``loaded`` for every image from now on (sessions restart; labels stay)."""
+        if self.run is not None:
+            show_warning("Stop the running propagation before changing the model.")
+            return
+        self.model = loaded
+        self.model_picker.show_model(loaded)
+        for state in self.states.values():
+            state.reset_session()
+        self._refresh_confidence()
+        self._update_enabled()
+
+    # =========================================================================================
+    # image, axis, labels
+    # =========================================================================================
+
+    def _image_layers(self) -> list[Image]:
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image)]
+
+    def _refresh_image_choices(self) -> None:
+        current = self.state.image if self.state else None
+        images = self._image_layers()
+        self.image_combo.blockSignals(True)
+        self.image_combo.clear()
+        for layer in images:
+            self.image_combo.addItem(layer.name, id(layer))
+        if current in images:
+            self.image_combo.setCurrentIndex(images.index(current))
+        self.image_combo.blockSignals(False)
+        if images and (current not in images):
+            self.image_combo.setCurrentIndex(0)
+            self._on_image_chosen(0)
+        elif not images:
+            self._show_state(None)
+
+    def _on_layers_changed(self, event=None) -> None:
+        self._refresh_image_choices()
+        self._refresh_labels_choices()
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        for key, state in list(self.states.items()):
+            if state.image is layer:
+                if self.run is not None and state is self.state:
+                    self.stop()
+                del self.states[key]
+                if state is self.state:
+                    self.state = None
+            for name in ("labels", "points", "boxes"):
+                if getattr(state, name) is layer:
+                    if name == "labels" and self.run is not None and state is self.state:
+                        self.stop()
+                    setattr(state, name, None)
+                    if name == "labels":
+                        state.writer = None
+        self._on_layers_changed()
+
+    def select_image(self, layer: Image) -> None:
+        """Work on image layer ``layer`` (as choosing it in the combo box does)."""
+        for index in range(self.image_combo.count()):
+            if self.image_combo.itemData(index) == id(layer):
+                self.image_combo.setCurrentIndex(index)
+                return
+        raise ValueError(f"{layer.name!r} is not an image layer of this viewer")
+
+    def _on_image_chosen(self, index: int) -> None:
+        if index < 0:
+            return
+        layer_id = self.image_combo.itemData(index)
+        layer = next((lyr for lyr in self._image_layers() if id(lyr) == layer_id), None)
+        if layer is None:
+            return
+        if self.run is not None and self.state is not None and self.state.image is not layer:
+            show_warning("Stop the running propagation before switching images.")
+            self.select_image(self.state.image)
+            return
+        self._save_objects()
+        state = self.states.get(id(layer))
+        if state is None:
+            state = ImageState(image=layer)
+            inference = infer_frame_axis(layer.data.shape, layer.rgb, layer.axis_labels)
+            state.frame_axis = inference.default
+            self.states[id(layer)] = state
+        self._show_state(state)
+
+    def _save_objects(self) -> None:
+        if self.state is not None:
+            self.state.objects = self.object_list.objects()
+            self.state.selected = self.object_list.current_id()
+
+    def _show_state(self, state: ImageState | None) -> None:
+        self.state = state
+        self.object_list.clear()
+        if state is not None:
+            for obj in state.objects:
+                self.object_list.add(obj.obj_id, obj.name, select=False)
+            if state.selected is not None:
+                self.object_list.select(state.selected)
+        self._refresh_axis_choices()
+        self._refresh_labels_choices()
+        self._refresh_confidence()
+        self._update_enabled()
+
+    def _refresh_axis_choices(self) -> None:
+        self.axis_combo.clear()
+        state = self.state
+        if state is None:
+            return
+        layer = state.image
+        inference = infer_frame_axis(layer.data.shape, layer.rgb, layer.axis_labels)
+        if not inference.candidates:
+            self.axis_combo.addItem("single 2-D image", None)
+            self.axis_combo.setEnabled(False)
+            return
+        self.axis_combo.setEnabled(True)
+        if inference.needs_choice:
+            self.axis_combo.addItem("choose the axis to propagate along…", None)
+        for axis in inference.candidates:
+            kind = axis_kind(layer.axis_labels, axis)
+            label = layer.axis_labels[axis] if axis < len(layer.axis_labels) else str(axis)
+            self.axis_combo.addItem(
+                f"{kind} · axis {axis} ({label}, {layer.data.shape[axis]} frames)", axis
+            )
+        for index in range(self.axis_combo.count()):
+            if self.axis_combo.itemData(index) == state.frame_axis:
+                self.axis_combo.setCurrentIndex(index)
+
+    def _on_axis_chosen(self, index: int) -> None:
+        self.set_frame_axis(self.axis_combo.itemData(index))
+
+    def set_frame_axis(self, axis: int | None) -> None:
+        """Propagate along layer axis ``axis`` of the current image (restarts its session)."""
+        state = self._require_state()
+        if state is None or axis == state.frame_axis:
+            return
+        if self.run is not None:
+            show_warning("Stop the running propagation before changing the axis.")
+            self._refresh_axis_choices()
+            return
+        state.frame_axis = axis
+        state.reset_session()
+        self._refresh_axis_choices()
+        self._refresh_confidence()
+
+    def _labels_layers(self) -> list[Labels]:
+        return [layer for layer in self.viewer.layers if isinstance(layer, Labels)]
+
+    def _refresh_labels_choices(self) -> None:
+        self.labels_combo.clear()
+        self.labels_combo.addItem(NEW_LABELS, None)
+        state = self.state
+        if state is None:
+            return
+        shape = self._label_shape(state.image)
+        for layer in self._labels_layers():
+            if tuple(layer.data.shape) == shape:
+                self.labels_combo.addItem(layer.name, id(layer))
+        if state.labels is not None:
+            for index in range(self.labels_combo.count()):
+                if self.labels_combo.itemData(index) == id(state.labels):
+                    self.labels_combo.setCurrentIndex(index)
+
+    def _on_labels_chosen(self, index: int) -> None:
+        layer_id = self.labels_combo.itemData(index)
+        layer = next((lyr for lyr in self._labels_layers() if id(lyr) == layer_id), None)
+        if layer is not None:
+            self.use_labels_layer(layer)
+
+    def use_labels_layer(self, layer: Labels) -> None:
+        """Write into the existing Labels layer ``layer``; its label ids become objects."""
+        state = self._require_state()
+        if state is None:
+            return
+        if self.run is not None:
+            show_warning("Stop the running propagation before changing the Labels layer.")
+            return
+        shape = self._label_shape(state.image)
+        if tuple(layer.data.shape) != shape:
+            show_error(
+                f"Labels layer {layer.name!r} has shape {tuple(layer.data.shape)}, but the image "
+                f"needs {shape}."
+            )
+            return
+        state.labels = layer
+        state.writer = None
+        self._connect_labels(layer)
+        for value in np.unique(np.asarray(layer.data)):
+            if value > 0 and int(value) not in self.object_list.ids():
+                self.object_list.add(int(value), select=False)
+        self._refresh_labels_choices()
+
+    @staticmethod
+    def _label_shape(image: Image) -> tuple[int, ...]:
+        shape = tuple(image.data.shape)
+        return shape[:-1] if image.rgb else shape
+
+    def _connect_labels(self, layer: Labels) -> None:
+        try:
+            layer.events.paint.disconnect(self._on_paint)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+        layer.events.paint.connect(self._on_paint)
+        layer.events.colormap.connect(lambda _=None: self.object_list.refresh_colours())
+
+    def _ensure_layers(self, state: ImageState) -> None:
+        """Create the Labels and prompt layers of ``state`` where missing."""
+        image = state.image
+        ndim = len(self._label_shape(image))
+        obj_id = self.object_list.current_id() or 1
+        if state.labels is None:
+            state.labels = self.viewer.add_labels(
+                np.zeros(self._label_shape(image), dtype=np.int32),
+                name=f"{image.name} SAMed-2",
+                scale=image.scale,
+                translate=image.translate,
+                axis_labels=image.axis_labels,
+                opacity=0.55,
+            )
+            self._connect_labels(state.labels)
+        if state.points is None:
+            state.points = self.viewer.add_layer(make_points_layer(image, ndim, obj_id))
+            state.points.bind_key("t", self._toggle_sign, overwrite=True)
+        if state.boxes is None:
+            state.boxes = self.viewer.add_layer(make_boxes_layer(image, ndim, obj_id))
+        self.object_list.refresh_colours()
+
+    # =========================================================================================
+    # objects and prompts
+    # =========================================================================================
+
+    def add_object(self, name: str | None = None) -> int | None:
+        """Add an object with the next free label id and select it; returns the id."""
+        state = self._require_state()
+        if state is None:
+            return None
+        self._ensure_layers(state)
+        state.objects = self.object_list.objects()
+        obj_id = state.next_object_id()
+        self.object_list.add(obj_id, name if isinstance(name, str) else None)
+        return obj_id
+
+    def delete_selected_object(self) -> None:
+        state = self._require_state()
+        obj_id = self.object_list.current_id()
+        if state is None or obj_id is None:
+            show_info("Select an object to delete.")
+            return
+        self.delete_object(obj_id)
+
+    def delete_object(self, obj_id: int) -> None:
+        """Remove object ``obj_id``: its labels (one undo step), prompts and engine state."""
+        state = self._require_state()
+        if state is None:
+            return
+        if self.run is not None:
+            show_warning("Stop the running propagation before deleting an object.")
+            return
+        if state.session is not None and obj_id in self._session_objects(state):
+            state.session.remove_object(obj_id)
+        writer = self._writer(state) if state.labels is not None else None
+        if writer is not None:
+            writer.erase_object(obj_id)
+        remove_object_prompts(state.points, state.boxes, obj_id)
+        state.results = {frame: r.without(obj_id) for frame, r in state.results.items()}
+        state.pending.discard_object(obj_id)
+        self.object_list.remove(obj_id)
+        state.objects = self.object_list.objects()
+        self._refresh_confidence()
+
+    def _on_object_selected(self, obj_id: int) -> None:
+        state = self.state
+        if state is None:
+            return
+        state.selected = obj_id
+        set_prompt_object(state.points, state.boxes, obj_id)
+        if state.labels is not None:
+            state.labels.selected_label = obj_id
+        self._refresh_confidence()
+
+    def start_points(self, sign: str = POSITIVE) -> None:
+        """Select the Points layer in add mode; new clicks get ``sign``."""
+        state = self._require_object()
+        if state is None:
+            return
+        set_sign(state.points, sign)
+        self.viewer.layers.selection.active = state.points
+        state.points.mode = "add"
+
+    def start_box(self) -> None:
+        """Select the Shapes layer in rectangle mode."""
+        state = self._require_object()
+        if state is None:
+            return
+        self.viewer.layers.selection.active = state.boxes
+        state.boxes.mode = "add_rectangle"
+
+    def _toggle_sign(self, layer=None) -> None:
+        if self.state is not None and self.state.points is not None:
+            sign = toggle_sign(self.state.points)
+            self.status.setText(f"New points are {sign}.")
+
+    # =========================================================================================
+    # engine actions
+    # =========================================================================================
+
+    def segment_frame(self) -> None:
+        """Segment the selected object on the current frame from its prompts.
+
+        Points and/or a box on this frame are used; without them, the object's pixels in the
+        Labels layer on this frame are used as a mask prompt.
+        """
+        state = self._require_object()
+        if state is None or not self._ready(state):
+            return
+        frame = self.current_frame()
+        obj_id = self.object_list.current_id()
+        prompts = prompts_for(state.points, state.boxes, state.geometry, frame, obj_id)
+        session = state.session
+        calls = []
+        if not prompts.empty:
+            if prompts.box is not None:
+                box = prompts.box
+                calls.append(Call(lambda: session.add_box(frame, obj_id, box)))
+            if len(prompts.points):
+                points, labels = prompts.points, prompts.labels
+                calls.append(Call(lambda: session.add_points(frame, obj_id, points, labels)))
+        else:
+            mask = self._writer(state).frame(frame) == obj_id
+            if not mask.any():
+                show_error(
+                    f"Nothing to segment {self.object_list.name_of(obj_id)!r} from on frame "
+                    f"{frame}: place a point (+ point) or a box, or paint the object."
+                )
+                return
+            calls.append(Call(lambda: session.add_mask(frame, obj_id, mask)))
+        self._start_run("segment", state, calls)
+
+    def propagate_forward(self) -> None:
+        self.propagate("forward")
+
+    def propagate_backward(self) -> None:
+        self.propagate("backward")
+
+    def propagate_both(self) -> None:
+        self.propagate("both")
+
+    def propagate(self, direction: str = "both") -> None:
+        """Propagate every object from the current frame (or the first prompted one)."""
+        state = self._require_state()
+        if state is None or not self._ready(state):
+            return
+        if not self._session_objects(state):
+            show_error("Nothing to propagate yet: add a prompt and segment a frame first.")
+            return
+        frame = self.current_frame()
+        start = frame if frame in state.results else None
+        self._start_run(f"propagate {direction}", state, [Segment(direction, start=start)])
+
+    def stop(self) -> None:
+        """Stop the running propagation after the frame being computed."""
+        if self.run is not None:
+            self.run.stop()
+            self.status.setText("Stopping…")
+
+    def accept_correction(self) -> None:
+        """Hand painted frames to the engine and re-propagate up to the next confirmed frame."""
+        state = self._require_state()
+        if state is None or not self._ready(state):
+            return
+        pairs = state.pending.take()
+        if not pairs:
+            show_info(
+                "No correction to accept: paint or erase the object on the Labels layer first."
+            )
+            return
+        direction = self.direction_combo.currentText()
+        session, writer = state.session, self._writer(state)
+        steps: list = []
+        accepted = []
+        confirmed = self._confirmed(state)
+        for frame, obj_id in pairs:
+            mask = writer.frame(frame) == obj_id
+            steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=False))
+            accepted.append(AcceptedFrame(state.image.name, frame, obj_id, mask))
+            confirmed.setdefault(obj_id, set()).add(frame)
+        corrected = sorted({frame for frame, _ in pairs})
+        anchors = sorted(set().union(*confirmed.values())) if confirmed else corrected
+        for frame in corrected:
+            if direction in ("forward", "both"):
+                later = [f for f in anchors if f > frame]
+                stop = (later[0] - 1) if later else None
+                if stop is None or stop > frame:
+                    steps.append(Segment("forward", start=frame, stop=stop))
+            if direction in ("backward", "both"):
+                earlier = [f for f in anchors if f < frame]
+                stop = (earlier[-1] + 1) if earlier else None
+                if stop is None or stop < frame:
+                    steps.append(Segment("backward", start=frame, stop=stop))
+        self._start_run("correction", state, steps, protected=confirmed)
+        self.accepted.emit(accepted)
+
+    def next_weak_frame(self) -> None:
+        """Jump to the next frame (after the current one, wrapping) under the threshold."""
+        track = self._track()
+        weak = track.weak_frames()
+        if not weak:
+            show_info("No frame of the selected object is under the confidence threshold.")
+            return
+        frame = self.current_frame() if self.state and self.state.geometry else -1
+        later = [f for f in weak if f > frame]
+        self.go_to_frame(later[0] if later else weak[0])
+
+    # =========================================================================================
+    # runs
+    # =========================================================================================
+
+    def _start_run(
+        self,
+        kind: str,
+        state: ImageState,
+        steps: list,
+        protected: dict[int, set[int]] | None = None,
+    ) -> None:
+        """Run ``steps`` in a worker; propagated masks never overwrite ``protected`` frames
+        (object id to frames; default: the frames the user confirmed so far)."""
+        writer = self._writer(state)
+        writer.begin_run()
+        self._run_kind = kind
+        self._run_protected = self._confirmed(state) if protected is None else protected
+        total = self._expected_frames(state, steps)
+        self._run_progress = progress(total=total, desc=f"SAMed-2: {kind}")
+        self.run = EngineRun(
+            state.session,
+            steps,
+            on_result=lambda step, result: self._on_run_result(state, step, result),
+            on_finished=lambda error: self._on_run_finished(state, error),
+        )
+        self.status.setText(f"{kind.capitalize()}… (Stop: ⇧X)")
+        self._update_enabled()
+        self.run.start()
+
+    def _expected_frames(self, state: ImageState, steps: list) -> int:
+        total = 0
+        for step in steps:
+            if isinstance(step, Call):
+                total += 1
+                continue
+            try:
+                total += state.session.frames_total(step.direction, step.start, step.stop)
+            except ValueError:
+                # a correction's segments start from frames the queued correct() confirms
+                total += state.session.num_frames
+        return max(total, 1)
+
+    def _on_run_result(self, state: ImageState, step, result) -> None:
+        if self._closed:
+            return
+        previous = state.results.get(result.frame)
+        state.results[result.frame] = previous.merged(result) if previous else result
+        writer = state.writer
+        if writer is None or state.labels is None:
+            return  # the Labels layer was deleted mid-run; the run is being stopped
+        if isinstance(step, Call):
+            masks = result.masks if step.write else {}
+        else:
+            masks = {
+                obj: mask
+                for obj, mask in result.masks.items()
+                if result.frame not in self._run_protected.get(obj, ())
+            }
+        if masks:
+            writer.write_run_frame(result.frame, masks)
+        if self._run_progress is not None:
+            self._run_progress.update(1)
+        if state is self.state:
+            self._refresh_confidence()
+        self.frame_done.emit(int(result.frame))
+
+    def _on_run_finished(self, state: ImageState, error: BaseException | None) -> None:
+        run, self.run = self.run, None
+        if self._run_progress is not None:
+            self._run_progress.close()
+            self._run_progress = None
+        if self._closed:
+            return
+        if state.writer is not None and state.labels is not None:
+            state.writer.end_run()
+        stopped = run is not None and run.stop_requested.is_set()
+        frames = run.frames_done if run is not None else 0
+        if error is not None:
+            show_error(plain_message(error, f"{self._run_kind.capitalize()} failed"))
+            self.status.setText(f"{self._run_kind.capitalize()} failed; see the notification.")
+        else:
+            verb = "stopped after" if stopped else "done:"
+            self.status.setText(
+                f"{self._run_kind.capitalize()} {verb} {frames} frame(s). {self._bank_text(state)}"
+            )
+        self._refresh_confidence()
+        self._update_enabled()
+        self.run_finished.emit(
+            {"kind": self._run_kind, "frames": frames, "stopped": stopped, "error": error}
+        )
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """The viewer is closing: stop any run, wait until its worker has left the engine,
+        and close every session (their prefetch threads). Returns False on timeout."""
+        self._closed = True
+        run = self.run
+        ended = True
+        if run is not None:
+            run.stop()
+            ended = run.wait(timeout)
+        if ended:
+            for state in self.states.values():
+                state.close_session()
+        return ended
+
+    # =========================================================================================
+    # correction tracking
+    # =========================================================================================
+
+    def _on_paint(self, event) -> None:
+        state = self.state
+        if state is None or state.labels is None:
+            return
+        if state.writer is not None and state.writer.writing:
+            return
+        if state.geometry is None:
+            return
+        touched = painted_frames(event.value, state.geometry)
+        state.pending.note(touched, self.object_list.ids())
+        if len(state.pending):
+            frames = sorted(state.pending.frames)
+            self.status.setText(
+                f"Corrected frame(s) {', '.join(map(str, frames))}: press Accept (⇧C) to teach "
+                "the model and re-propagate."
+            )
+        self._update_enabled()
+
+    # =========================================================================================
+    # frames, confidence
+    # =========================================================================================
+
+    def current_frame(self) -> int:
+        state = self.state
+        if state is None:
+            return 0
+        geometry = state.geometry or self._geometry(state)
+        position = state.image.world_to_data(self.viewer.dims.point)
+        return geometry.frame_at(position)
+
+    def go_to_frame(self, frame: int) -> None:
+        """Show ``frame`` of the current image in the viewer."""
+        state = self.state
+        if state is None or state.frame_axis is None:
+            return
+        image = state.image
+        position = list(image.world_to_data(self.viewer.dims.point))
+        position[state.frame_axis] = frame
+        world = image.data_to_world(position)
+        offset = self.viewer.dims.ndim - len(world)
+        self.viewer.dims.set_point(offset + state.frame_axis, world[state.frame_axis])
+
+    def _on_step_changed(self, event=None) -> None:
+        if self.state is not None and self.state.frame_axis is not None:
+            try:
+                self.confidence.set_current_frame(self.current_frame())
+            except (FrameAxisError, IndexError):
+                pass
+
+    def _track(self) -> ConfidenceTrack:
+        state = self.state
+        obj_id = self.object_list.current_id()
+        if state is None or obj_id is None:
+            return ConfidenceTrack()
+        num_frames = (
+            state.session.num_frames
+            if state.session is not None
+            else (state.image.data.shape[state.frame_axis] if state.frame_axis is not None else 1)
+        )
+        confidence, in_memory = {}, {}
+        for frame, result in state.results.items():
+            if obj_id in result.iou:
+                confidence[frame] = result.confidence[obj_id]
+                in_memory[frame] = bool(result.in_memory.get(obj_id, False))
+        confirmed = self._confirmed(state).get(obj_id, set())
+        return ConfidenceTrack(
+            num_frames, confidence, in_memory, set(confirmed), self._threshold(state)
+        )
+
+    def _refresh_confidence(self) -> None:
+        obj_id = self.object_list.current_id()
+        name = self.object_list.name_of(obj_id) if obj_id is not None else "no object"
+        self.confidence.set_track(self._track(), title=f"confidence · {name}")
+        self._on_step_changed()
+
+    def _threshold(self, state: ImageState) -> float:
+        settings = getattr(state.session, "settings", None)
+        memory = getattr(settings, "memory", None)
+        return float(getattr(memory, "gate_threshold", 0.5))
+
+    def _confirmed(self, state: ImageState) -> dict[int, set[int]]:
+        """Object id to the frames the user prompted or corrected."""
+        confirmed: dict[int, set[int]] = {}
+        session = state.session
+        if session is not None:
+            raw = session.confirmed_frames
+            if isinstance(raw, dict):
+                for obj_id, frames in raw.items():
+                    confirmed[int(obj_id)] = {int(f) for f in frames}
+            else:
+                for obj_id in self._session_objects(state):
+                    confirmed[obj_id] = {int(f) for f in raw}
+        return confirmed
+
+    def _bank_text(self, state: ImageState) -> str:
+        bank = getattr(state.session, "bank", None)
+        return "" if bank is None else f"Memory bank: {len(bank)} entries."
+
+    # =========================================================================================
+    # plumbing
+    # =========================================================================================
+
+    def _require_state(self) -> ImageState | None:
+        if self.state is None:
+            show_error("Open or choose an image layer first.")
+        return self.state
+
+    def _require_object(self) -> ImageState | None:
+        state = self._require_state()
+        if state is None:
+            return None
+        if self.object_list.current_id() is None:
+            self.add_object()
+        self._ensure_layers(state)
+        set_prompt_object(state.points, state.boxes, self.object_list.current_id())
+        return state
+
+    def _geometry(self, state: ImageState) -> FrameGeometry:
+        image = state.image
+        position = image.world_to_data(self.viewer.dims.point)
+        return FrameGeometry.for_layer(image.data.shape, image.rgb, state.frame_axis, position)
+
+    def _ready(self, state: ImageState) -> bool:
+        """Make sure a model, a geometry, a session and the layers exist; notify otherwise."""
+        if self.run is not None:
+            show_info("Wait for the running job to finish, or stop it (⇧X).")
+            return False
+        if self.model is None:
+            show_error("Load a model first (Model ▸ Load model).")
+            return False
+        try:
+            geometry = self._geometry(state)
+        except FrameAxisError as error:
+            show_error(plain_message(error, "Choose the frame axis"))
+            return False
+        if state.session is None or geometry != state.geometry:
+            try:
+                session = PropagationSession(
+                    self.model, geometry.stack(state.image.data), axis=0, rgb=state.image.rgb
+                )
+            except (ValueError, RuntimeError, MemoryError) as error:
+                show_error(plain_message(error, "This image cannot be segmented"))
+                return False
+            state.close_session()
+            state.session = session
+            state.geometry = geometry
+        self._ensure_layers(state)
+        return True
+
+    def _writer(self, state: ImageState) -> LabelsWriter:
+        if state.geometry is None:
+            state.geometry = self._geometry(state)
+        if state.writer is None or state.writer.layer is not state.labels:
+            state.writer = LabelsWriter(state.labels, state.geometry)
+        return state.writer
+
+    def _session_objects(self, state: ImageState) -> list[int]:
+        session = state.session
+        if session is None:
+            return []
+        ids = getattr(session, "object_ids", None)
+        if ids is not None:
+            return [int(i) for i in ids]
+        return sorted({obj for result in state.results.values() for obj in result.masks})
+
+    def _colour_of(self, obj_id: int) -> np.ndarray:
+        state = self.state
+        if state is not None and state.labels is not None:
+            return np.asarray(state.labels.get_color(obj_id))
+        return np.array([0.6, 0.6, 0.6, 1.0])
+
+    def _update_enabled(self) -> None:
+        running = self.run is not None
+        has_image = self.state is not None
+        for widget in (
+            self.segment_button,
+            self.forward_button,
+            self.backward_button,
+            self.both_button,
+            self.weak_button,
+            self.image_combo,
+            self.axis_combo,
+            self.labels_combo,
+            self.object_list,
+            self.model_picker,
+        ):
+            widget.setEnabled(not running)
+        for widget in (self.segment_button, self.forward_button, self.backward_button):
+            widget.setEnabled(not running and has_image)
+        self.accept_button.setEnabled(
+            not running and self.state is not None and len(self.state.pending) > 0
+        )
+        self.stop_button.setEnabled(running)
+        if self.state is not None and self.state.frame_axis is None:
+            self.axis_combo.setEnabled(False)
+
+    # Qt: stop the worker when the main window closes -----------------------------------------
+
+    def showEvent(self, event) -> None:  # Qt override
+        super().showEvent(event)
+        window = self.window()
+        if window is not self:
+            self._watch_closing(window)
+
+    def _watch_closing(self, window: QWidget | None) -> None:
+        if self._closing_filter is None and isinstance(window, QWidget):
+            self._closing_filter = _CloseWatcher(self)
+            window.installEventFilter(self._closing_filter)
+
+
+class _CloseWatcher(QObject):
+    """Ends the widget's worker when the napari window closes."""
+
+    def __init__(self, widget: SAMed2Widget) -> None:
+        super().__init__(widget)
+        self.widget = widget
+
+    def eventFilter(self, watched, event) -> bool:  # Qt override
+        if event.type() == QEvent.Type.Close:
+            self.widget.shutdown()
+        return False
+
+
+def _call(widget: SAMed2Widget, method: str):
+    def handler(_viewer=None) -> None:
+        getattr(widget, method)()
+
+    handler.__name__ = method
+    handler.__doc__ = SHORTCUTS_DOC.get(method, method)
+    return handler
+
+
+def _bind(function, *args):
+    def call():
+        return function(*args)
+
+    return call
+
+
+SHORTCUTS_DOC = {method: text for method, text in SHORTCUTS.values()}

@@ -1,0 +1,267 @@
+"""The annotator driven as a user would, in a real napari viewer (Xvfb), with a CI-sized net.
+
+Random weights give arbitrary masks, so these tests check plumbing exactly: the Labels layer
+equals what the engine returned, merged so that other labels stay untouched; confirmed frames
+are never overwritten; one run is one undo step; Stop leaves later frames as they were.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import QTimer
+
+from napari_samed2.ui import SAMed2Widget
+from napari_samed2.ui.labels_writer import merge_object
+
+pytestmark = pytest.mark.gui
+RUN_TIMEOUT_MS = 60_000
+
+
+def run(qtbot, widget: SAMed2Widget, action, *args) -> dict:
+    """Call a widget action and wait for its engine run to end; returns the run summary."""
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        action(*args)
+    summary = blocker.args[0]
+    assert summary["error"] is None, summary["error"]
+    return summary
+
+
+def expected_labels(before: np.ndarray, session, obj_id: int, frames) -> np.ndarray:
+    """``before`` with the engine's masks of ``obj_id`` merged into ``frames``."""
+    expected = before.copy()
+    for frame in frames:
+        expected[frame] = merge_object(before[frame], obj_id, session.results[frame].masks[obj_id])
+    return expected
+
+
+@pytest.fixture
+def annotator(make_napari_viewer, tiny_model, small_volume, qtbot):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(small_volume, name="volume")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    return viewer, image, widget
+
+
+def place_point(widget: SAMed2Widget, frame: int, row: float, col: float) -> None:
+    widget.go_to_frame(frame)
+    widget.start_points()
+    widget.state.points.add([frame, row, col])
+
+
+def error_messages() -> list[str]:
+    return [str(record.message) for record in notification_manager.records]
+
+
+def test_user_story(annotator, qtbot):
+    viewer, image, widget = annotator
+    # an existing Labels layer with a label the user made by hand (id 9): must stay untouched
+    manual = np.zeros(image.data.shape, dtype=np.int32)
+    manual[:, 40:60, 2:20] = 9
+    labels = viewer.add_labels(manual.copy(), name="manual")
+    widget.use_labels_layer(labels)
+    assert widget.object_list.ids() == [9]
+    obj = widget.add_object("nucleus")
+    assert obj == 10 and widget.object_list.current_id() == 10
+    assert widget.state.labels is labels
+
+    # add a point, segment the frame: the frame holds exactly the engine's mask
+    place_point(widget, 4, 20, 30)
+    assert widget.current_frame() == 4
+    untouched = labels.data.copy()
+    run(qtbot, widget, widget.segment_frame)
+    session = widget.state.session
+    assert session.confirmed_frames == {10: [4]}
+    after_segment = expected_labels(untouched, session, 10, [4])
+    np.testing.assert_array_equal(labels.data, after_segment)
+
+    # propagate both ways from the prompted frame: every frame follows the engine
+    summary = run(qtbot, widget, widget.propagate_both)
+    assert summary["frames"] == session.num_frames == 10
+    others = [f for f in range(10) if f != 4]
+    after_propagation = expected_labels(after_segment, session, 10, others)
+    np.testing.assert_array_equal(labels.data, after_propagation)
+    assert np.array_equal(labels.data == 9, manual == 9), "label 9 must stay untouched"
+    # the confidence strip shows the selected object's per-frame confidence
+    track = widget.confidence.track
+    assert track.num_frames == 10 and sorted(track.confidence) == list(range(10))
+    assert track.confidence[7] == pytest.approx(session.results[7].confidence[10])
+
+    # the whole run is one undo step, and redo brings it back
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, after_segment)
+    labels.redo()
+    np.testing.assert_array_equal(labels.data, after_propagation)
+
+    # correct frame 7: paint a disk, accept, re-propagate forward up to the end
+    widget.go_to_frame(7)
+    widget.direction_combo.setCurrentText("forward")
+    bank_before = len(session.bank)
+    iou_before = {f: session.results[f].iou[10] for f in (8, 9)}
+    labels.selected_label = 10
+    labels.brush_size = 9
+    labels.paint((7, 32, 32), 10)
+    assert widget.state.pending.frames == {7: {10}}
+    assert widget.accept_button.isEnabled()
+    painted = labels.data[7].copy()
+    accepted: list = []
+    widget.accepted.connect(accepted.extend)
+    before_accept = labels.data.copy()
+    run(qtbot, widget, widget.accept_correction)
+    np.testing.assert_array_equal(labels.data[7], painted)  # the user's mask is kept as is
+    np.testing.assert_array_equal(labels.data[:7], before_accept[:7])  # forward only
+    assert 7 in session.confirmed_frames[10]
+    assert len(session.bank) > bank_before, "the correction must enter the long-term bank"
+    np.testing.assert_array_equal(labels.data, expected_labels(before_accept, session, 10, [8, 9]))
+    assert {f: session.results[f].iou[10] for f in (8, 9)} != iou_before, "frames 8-9 re-ran"
+    assert [(a.frame, a.obj_id) for a in accepted] == [(7, 10)]
+    np.testing.assert_array_equal(accepted[0].mask, painted == 10)
+    assert not widget.accept_button.isEnabled()
+
+    # next weak frame: jumps to the next unconfirmed frame under the memory threshold
+    session.settings.memory.gate_threshold = 0.99  # random weights: make every frame weak
+    widget._refresh_confidence()
+    weak = widget.confidence.track.weak_frames()
+    assert weak == [f for f in range(10) if f not in (4, 7)]
+    widget.go_to_frame(5)
+    widget.next_weak_frame()
+    assert widget.current_frame() == 6
+    widget.go_to_frame(9)
+    widget.next_weak_frame()
+    assert widget.current_frame() == 0  # wraps around
+
+    # switch image layers and come back: objects, labels layer and session are kept
+    other = viewer.add_image(np.zeros((5, 32, 32), dtype=np.uint8), name="other")
+    widget.select_image(other)
+    assert widget.state.image is other and widget.object_list.ids() == []
+    widget.select_image(image)
+    assert widget.state.image is image and widget.object_list.ids() == [9, 10]
+    assert widget.state.session is session and widget.state.labels is labels
+
+    # delete the object: its pixels go (one undo step), label 9 stays, the engine forgets it
+    before_delete = labels.data.copy()
+    widget.object_list.select(10)
+    widget.delete_selected_object()
+    assert not np.any(labels.data == 10)
+    assert np.array_equal(labels.data == 9, manual == 9)
+    assert 10 not in session.object_ids and widget.object_list.ids() == [9]
+    labels.undo()
+    np.testing.assert_array_equal(labels.data, before_delete)
+
+
+def test_stop_leaves_later_frames_unchanged(annotator, qtbot):
+    _viewer, image, widget = annotator
+    widget.add_object()
+    place_point(widget, 0, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    labels = widget.state.labels
+    before = labels.data.copy()
+    done: list[int] = []
+
+    def stop_after_two(frame: int) -> None:
+        done.append(frame)
+        if len(done) == 2:
+            widget.stop()
+
+    widget.frame_done.connect(stop_after_two)
+    summary = run(qtbot, widget, widget.propagate_forward)
+    assert summary["stopped"]
+    # Stop ends within one frame: at most one frame arrives after the one that asked
+    assert 2 <= len(done) <= 3
+    assert done == list(range(len(done)))
+    untouched = [f for f in range(image.data.shape[0]) if f not in done]
+    np.testing.assert_array_equal(labels.data[untouched], before[untouched])
+    session = widget.state.session
+    written = [f for f in done if f != 0]
+    np.testing.assert_array_equal(labels.data, expected_labels(before, session, 1, written))
+    # the session stays usable: propagation resumes and completes
+    widget.frame_done.disconnect(stop_after_two)
+    widget.go_to_frame(done[-1])
+    summary = run(qtbot, widget, widget.propagate_forward)
+    assert not summary["stopped"] and summary["frames"] == 10 - done[-1]
+
+
+def test_gui_stays_responsive_while_propagating(annotator, qtbot):
+    _viewer, _image, widget = annotator
+    widget.add_object()
+    place_point(widget, 5, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+    try:
+        last[0] = time.perf_counter()
+        run(qtbot, widget, widget.propagate_both)
+    finally:
+        timer.stop()
+    longest = max(gaps)
+    print(f"\nheartbeat during propagation: {len(gaps)} ticks, longest gap {longest * 1000:.0f} ms")
+    assert longest < 1.0, f"the GUI froze for {longest:.2f} s"
+
+
+def test_closing_the_viewer_mid_run_ends_the_worker(make_napari_viewer, tiny_model, qtbot):
+    from napari_samed2.train.synthetic import nuclei_volume
+
+    viewer = make_napari_viewer()
+    viewer.add_image(nuclei_volume(shape=(24, 64, 64), seed=2).image, name="long")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    widget.add_object()
+    place_point(widget, 0, 30, 30)
+    run(qtbot, widget, widget.segment_frame)
+    widget.propagate_forward()
+    engine_run = widget.run
+    qtbot.waitUntil(lambda: engine_run.frames_done >= 1, timeout=RUN_TIMEOUT_MS)
+    viewer.close()
+    assert engine_run.ended.wait(5.0), "the worker must leave the engine when the viewer closes"
+    assert engine_run.stop_requested.is_set()
+    assert engine_run.frames_done < 24
+
+
+def test_errors_are_notifications_and_the_widget_stays_usable(
+    make_napari_viewer, tiny_model, small_volume, tmp_path, qtbot
+):
+    viewer = make_napari_viewer()
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.segment_frame()  # no image at all
+    assert "Open or choose an image layer first." in error_messages()[-1]
+    viewer.add_image(small_volume, name="volume")
+    widget.add_object()
+    widget.segment_frame()  # no model
+    assert "Load a model first" in error_messages()[-1]
+    widget.set_model(tiny_model)
+    widget.segment_frame()  # no prompt on this frame
+    assert "place a point" in error_messages()[-1]
+    widget.propagate_both()  # nothing prompted yet
+    assert "Nothing to propagate" in error_messages()[-1]
+    widget.accept_correction()  # nothing painted
+    assert "No correction to accept" in error_messages()[-1]
+
+    # a checkpoint file that would run code when unpickled is refused, with its name
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    widget.model_picker.add_checkpoint(bad)
+    with qtbot.waitSignal(widget.model_picker.load_failed, timeout=RUN_TIMEOUT_MS) as blocker:
+        widget.model_picker.load_selected()
+    assert "evil.pt" in blocker.args[0] and blocker.args[0].startswith("Loading the model failed")
+    assert widget.model is tiny_model and widget.model_picker.load_button.isEnabled()
+
+    # after all that, segmenting works
+    place_point(widget, 3, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    assert widget.state.session.confirmed_frames == {1: [3]}
