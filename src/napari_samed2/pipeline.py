@@ -110,9 +110,11 @@ def segment_stack(
         points = [p.coords for p in group if p.kind in ("point", "negative")]
         labels = [1 if p.kind == "point" else 0 for p in group if p.kind != "box"]
         boxes = [p.coords for p in group if p.kind == "box"]
+        if len(boxes) > 1:
+            raise ValueError(f"object {obj_id} has {len(boxes)} boxes on frame {frame}; give one")
         if boxes:
-            session.add_box(frame, obj_id, boxes[-1])
-        if points:
+            session.add_box(frame, obj_id, boxes[0], points or None, labels or None)
+        else:
             session.add_points(frame, obj_id, np.asarray(points), np.asarray(labels))
     total = session.num_frames
     done = 0
