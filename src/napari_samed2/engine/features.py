@@ -184,9 +184,9 @@ class FrameEncoder:
             self._pool.shutdown(wait=True)
 
     def _encode_in_thread(self, frames: list[int]) -> dict[int, FrameFeatures]:
-        with torch.inference_mode():  # inference mode is per thread
-            return self._encode(frames)
+        return self._encode(frames)  # (inference mode is per thread: _encode enters it)
 
+    @torch.inference_mode()
     def _encode(self, frames: list[int]) -> dict[int, FrameFeatures]:
         batch = torch.stack([self.load(f) for f in frames]).to(self.device)
         with self._encode_lock, autocast(self.device, self.dtype):

@@ -475,7 +475,7 @@ class PropagationSession:
                         current_vision_feats=vision_feats[-1:],
                         current_vision_pos_embeds=pos_embeds[-1:],
                         feat_sizes=sizes[-1:],
-                        output_dict=track.output_dict,
+                        output_dict=self._float_memory_view(track, frame),
                         num_frames=self.num_frames,
                         track_in_reverse=reverse,
                     )
@@ -511,6 +511,32 @@ class PropagationSession:
                 )
                 self._store_memory(out, features, pos_enc)
         return out
+
+    def _float_memory_view(self, track: _ObjectTrack, frame: int) -> dict[str, dict[int, dict]]:
+        """sam2's output dicts with the mask memories near ``frame`` in the compute dtype.
+
+        Memories are stored in bfloat16 like sam2's predictor does; the predictor then relies
+        on ``torch.cat`` promoting them with float32 object pointers, and crashes ("mat1 and
+        mat2 must have the same dtype") when a frame has no pointer, e.g. tracking an object
+        before its prompted frame. Converting here gives the same numbers without the crash.
+        """
+        net = self.net
+        reach = net.num_maskmem * max(1, net.memory_temporal_stride_for_eval) + 1
+        dtype = self.dtype if self.device.type == "cuda" else torch.float32
+
+        def converted(outputs: dict[int, dict], everywhere: bool) -> dict[int, dict]:
+            view = {}
+            for t, out in outputs.items():
+                features = out["maskmem_features"]
+                if features is not None and (everywhere or abs(t - frame) <= reach):
+                    out = {**out, "maskmem_features": features.to(dtype)}
+                view[t] = out
+            return view
+
+        return {
+            "cond_frame_outputs": converted(track.cond, True),
+            "non_cond_frame_outputs": converted(track.non_cond, False),
+        }
 
     def _selective_features(
         self, track: _ObjectTrack, obj_id: int, frame: int, reverse: bool, feats: FrameFeatures

@@ -1,0 +1,229 @@
+"""PropagationSession: directions, stop/resume, corrections, the selective memory, objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_samed2.engine import (
+    FrameResult,
+    MemorySettings,
+    PropagationSession,
+    SessionSettings,
+)
+from napari_samed2.model import build_model, small_config
+
+from .conftest import iou
+
+
+def _session(net, frames, memory="sam2", **memory_settings):
+    settings = SessionSettings(memory=MemorySettings(**memory_settings))
+    return PropagationSession(net, frames, memory=memory, settings=settings)
+
+
+@pytest.mark.parametrize(
+    ("direction", "expected"),
+    [
+        ("forward", [3, 4, 5, 6, 7]),
+        ("backward", [3, 2, 1, 0]),
+        ("both", [3, 4, 5, 6, 7, 2, 1, 0]),
+    ],
+)
+def test_propagate_visits_frames_in_order_with_full_results(small_net, video, direction, expected):
+    frames, _ = video
+    session = _session(small_net, frames)
+    prompt = session.add_points(3, 1, [[32, 32]], [1])
+    assert prompt.frame == 3 and prompt.masks[1].shape == frames.shape[1:]
+    assert session.frames_total(direction) == len(expected)
+    results = list(session.propagate(direction))
+    assert [r.frame for r in results] == expected
+    for result in results:
+        assert isinstance(result, FrameResult)
+        assert result.masks[1].dtype == bool and result.masks[1].shape == frames.shape[1:]
+        assert 0.0 <= result.iou[1] <= 1.0
+        assert isinstance(result.object_score[1], float)
+        assert result.in_memory[1] is True  # sam2 mode remembers every frame
+        assert 0.0 <= result.confidence[1] <= 1.0
+    assert sorted(session.results) == sorted(expected)
+
+
+def test_stop_is_inclusive_and_limits_the_range(small_net, video):
+    frames, _ = video
+    session = _session(small_net, frames)
+    session.add_points(2, 1, [[32, 28]], [1])
+    assert [r.frame for r in session.propagate("forward", stop=4)] == [2, 3, 4]
+    assert [r.frame for r in session.propagate("backward", start=4, stop=1)] == [4, 3, 2, 1]
+
+
+def test_stopped_propagation_resumes_to_the_same_masks(small_net, video):
+    frames, _ = video
+    reference = _session(small_net, frames)
+    reference.add_points(0, 1, [[32, 20]], [1])
+    expected = {r.frame: r.masks[1] for r in reference.propagate("forward")}
+
+    session = _session(small_net, frames)
+    session.add_points(0, 1, [[32, 20]], [1])
+    generator = session.propagate("forward")
+    first = [next(generator).frame for _ in range(3)]
+    generator.close()  # the user pressed stop
+    assert first == [0, 1, 2] and session.last_frame == 2
+    resumed = list(session.propagate("forward", start=session.last_frame + 1))
+    assert [r.frame for r in resumed] == list(range(3, len(frames)))
+    for result in resumed:
+        assert np.array_equal(result.masks[1], expected[result.frame])
+
+    cancelled = _session(small_net, frames)
+    cancelled.add_points(0, 1, [[32, 20]], [1])
+    calls = iter(range(100))
+    done = list(cancelled.propagate("forward", cancel=lambda: next(calls) >= 2))
+    assert [r.frame for r in done] == [0, 1]
+
+
+def test_re_propagation_uses_cached_features(small_net, video):
+    frames, _ = video
+    session = _session(small_net, frames, memory="selective")
+    session.add_points(0, 1, [[32, 20]], [1])
+    list(session.propagate("forward"))
+    calls = session.encoder.encoder_calls
+    assert calls == (len(frames) + 1) // 2  # pairs (2k, 2k+1)
+    list(session.propagate("forward"))
+    assert session.encoder.encoder_calls == calls
+
+
+def test_correction_changes_following_frames_and_lands_in_the_bank(small_net, video):
+    frames, disks = video
+    session = _session(small_net, frames, memory="selective", gate_threshold=0.0)
+    session.add_points(0, 1, [[32, 20]], [1])
+    before = {r.frame: r.masks[1] for r in session.propagate("forward")}
+    assert len(session.bank) == 0  # bank_threshold 0.8: random-net frames are not confident
+
+    corrected = session.correct(4, 1, disks[4])
+    assert corrected.iou[1] == 1.0 and corrected.prompted[1]
+    assert iou(corrected.masks[1], disks[4]) > 0.9
+    assert session.confirmed_frames == {1: [0, 4]}
+    assert len(session.bank) == 1
+    entry = session.bank.entries[0]
+    assert (entry.origin, entry.frame, entry.obj_id, entry.confidence) == ("correction", 4, 1, 1.0)
+
+    after = {r.frame: r.masks[1] for r in session.propagate("forward", start=4)}
+    assert np.array_equal(after[4], session.results[4].masks[1])
+    assert any(not np.array_equal(before[f], after[f]) for f in range(5, len(frames)))
+
+    session.correct(4, 1, disks[4] & False)  # a second fix of the same frame replaces the entry
+    assert len(session.bank) == 1 and not session.results[4].masks[1].any()
+
+
+def test_confidence_gate_decides_what_enters_memory(small_net, video):
+    frames, _ = video
+    closed = _session(small_net, frames, memory="selective", gate_threshold=1.0)
+    closed.add_points(0, 1, [[32, 20]], [1])
+    flags = {r.frame: r.in_memory[1] for r in closed.propagate("forward")}
+    assert flags[0] is True  # the prompted frame is a conditioning frame
+    assert not any(flags[f] for f in range(1, len(frames)))
+
+    opened = _session(small_net, frames, memory="selective", gate_threshold=0.0)
+    opened.add_points(0, 1, [[32, 20]], [1])
+    assert all(r.in_memory[1] for r in opened.propagate("forward"))
+
+
+def test_confident_frames_are_offered_to_a_bounded_bank(small_net, video):
+    frames, _ = video
+    session = _session(
+        small_net,
+        frames,
+        memory="selective",
+        gate_threshold=0.0,
+        bank_threshold=0.0,
+        bank_capacity=3,
+        top_k=2,
+    )
+    session.add_points(0, 1, [[32, 20]], [1])
+    results = list(session.propagate("forward"))
+    assert len(session.bank) == 3  # capacity respected
+    assert all(e.origin == "propagation" and e.obj_id == 1 for e in session.bank.entries)
+    assert len(results) == len(frames)
+
+
+def test_objects_are_independent_and_removable(small_net, video):
+    frames, _ = video
+    session = _session(small_net, frames)
+    session.add_points(2, 1, [[32, 28]], [1])
+    session.add_box(2, 2, (20, 20, 44, 44))
+    assert session.object_ids == [1, 2]
+    results = list(session.propagate("forward"))
+    assert all(set(r.masks) == {1, 2} for r in results)
+
+    alone = _session(small_net, frames)
+    alone.add_points(2, 1, [[32, 28]], [1])
+    for result, single in zip(results, alone.propagate("forward"), strict=True):
+        assert np.array_equal(result.masks[1], single.masks[1])
+
+    session.remove_object(2)
+    assert session.object_ids == [1]
+    assert all(set(r.masks) == {1} for r in session.results.values())
+    session.reset()
+    assert session.object_ids == [] and session.results == {}
+
+
+def test_two_dimensional_image_is_a_one_frame_stack(small_net, video):
+    frames, _ = video
+    rgb = np.stack([frames[0]] * 3, axis=-1)
+    session = PropagationSession(small_net, rgb)
+    assert session.num_frames == 1 and session.frame_shape == frames.shape[1:]
+    result = session.add_points(0, 1, [[32, 20]], [1])
+    assert result.frame == 0 and result.masks[1].shape == frames.shape[1:]
+    assert [r.frame for r in session.propagate()] == [0]
+
+
+def test_features_do_not_depend_on_direction_with_pair_encoding(video):
+    """Frames are encoded in fixed pairs, so a frame's features are the same whether reached
+    forward or backward (the temporal adapter sees the same neighbour)."""
+    frames, _ = video
+    adapter_net = build_model(small_config(), temporal_adapter=True)
+    session = _session(adapter_net, frames)
+    session.add_points(3, 1, [[32, 32]], [1])
+    forward = session.encoder.features(4).maps[-1].clone()
+    other = _session(adapter_net, frames)
+    other.add_points(5, 1, [[32, 40]], [1])
+    list(other.propagate("backward", stop=4))
+    assert np.array_equal(other.encoder.features(4).maps[-1].numpy(), forward.numpy())
+    alone = adapter_net.forward_image(
+        torch.stack([session.frames.model_input(f, session.model_input) for f in (4, 5)])
+    )["backbone_fpn"][-1][:1]
+    np.testing.assert_allclose(alone.detach().numpy(), forward.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["float32", "uint16", "dask", "zarr"])
+def test_other_dtypes_and_lazy_arrays(small_net, video, kind):
+    frames, _ = video
+    data = frames.astype(np.float32) * 3.5 - 100 if kind == "float32" else frames
+    if kind == "uint16":
+        data = frames.astype(np.uint16) * 200
+    if kind == "dask":
+        import dask.array as da
+
+        data = da.from_array(frames.astype(np.float32), chunks=(1, *frames.shape[1:]))
+    if kind == "zarr":
+        import zarr
+
+        data = zarr.array(frames.astype(np.float32), chunks=(1, *frames.shape[1:]))
+    session = _session(small_net, data)
+    session.add_points(1, 1, [[32, 24]], [1])
+    results = list(session.propagate("forward", stop=3))
+    assert [r.frame for r in results] == [1, 2, 3]
+    # every non-uint8 variant is a linear rescale of the same video: same scaled frames
+    reference = _session(small_net, frames.astype(np.float32))
+    reference.add_points(1, 1, [[32, 24]], [1])
+    for result, expected in zip(results, reference.propagate("forward", stop=3), strict=True):
+        assert iou(result.masks[1], expected.masks[1]) > 0.99
+
+
+def test_four_dimensional_stack_with_chosen_axis(small_net, video):
+    frames, _ = video
+    stack = np.stack([frames, frames[::-1]])  # (T=2, Z=8, Y, X)
+    session = PropagationSession(small_net, stack, axis=1, position=(1, 0, 0, 0))
+    assert session.num_frames == len(frames)
+    np.testing.assert_array_equal(session.frames.read(0), frames[-1])
+    session.add_points(0, 1, [[32, 40]], [1])
+    assert len(list(session.propagate("forward", stop=2))) == 3
