@@ -265,3 +265,87 @@ def test_errors_are_notifications_and_the_widget_stays_usable(
     place_point(widget, 3, 20, 30)
     run(qtbot, widget, widget.segment_frame)
     assert widget.state.session.confirmed_frames == {1: [3]}
+
+
+def test_2d_image_box_prompt_then_mask_prompt(make_napari_viewer, tiny_model, qtbot):
+    from skimage import data, transform
+
+    viewer = make_napari_viewer()
+    cell = (transform.resize(data.cell(), (64, 64)) * 255).astype(np.uint8)
+    viewer.add_image(cell, name="cell")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    assert widget.axis_combo.currentText() == "single 2-D image"
+    widget.add_object()
+    widget.start_box()
+    boxes = widget.state.boxes
+    assert viewer.layers.selection.active is boxes and boxes.mode == "add_rectangle"
+    boxes.add_rectangles(np.array([[10, 12], [40, 44]]))
+    run(qtbot, widget, widget.segment_frame)
+    session = widget.state.session
+    labels = widget.state.labels
+    assert labels.data.shape == (64, 64)
+    np.testing.assert_array_equal(labels.data == 1, session.results[0].masks[1])
+
+    # a second object from a painted mask (no points, no box): the mask is the prompt
+    second = widget.add_object()
+    assert labels.selected_label == second == 2
+    labels.data_setitem((np.array([50, 50, 51, 51]), np.array([5, 6, 5, 6])), 2)
+    run(qtbot, widget, widget.segment_frame)
+    assert session.confirmed_frames == {1: [0], 2: [0]}
+    expected = merge_object(
+        np.where(labels.data == 2, 0, labels.data), 2, session.results[0].masks[2]
+    )
+    np.testing.assert_array_equal(labels.data, expected)
+
+
+def test_4d_stack_asks_for_the_axis_and_writes_one_slice(make_napari_viewer, tiny_model, qtbot):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    image = viewer.add_image(rng.integers(0, 255, (3, 4, 32, 32), dtype=np.uint8), name="tzyx")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    assert widget.axis_combo.itemData(0) is None  # "choose the axis…"
+    assert widget.state.frame_axis is None
+    widget.add_object()
+    widget.segment_frame()
+    assert "Choose the frame axis" in error_messages()[-1]
+    widget.axis_combo.setCurrentIndex(2)
+    widget._on_axis_chosen(2)
+    assert widget.state.frame_axis == 1
+    viewer.dims.set_point(0, 2)  # hold t = 2, propagate along z
+    place_point_4d = [2, 1, 16, 16]
+    widget.go_to_frame(1)
+    widget.start_points()
+    widget.state.points.add(place_point_4d)
+    run(qtbot, widget, widget.segment_frame)
+    run(qtbot, widget, widget.propagate_both)
+    labels = widget.state.labels
+    session = widget.state.session
+    assert labels.data.shape == image.data.shape and session.num_frames == 4
+    for z in range(4):
+        np.testing.assert_array_equal(labels.data[2, z] == 1, session.results[z].masks[1])
+    assert not labels.data[:2].any(), "other time points must stay untouched"
+
+
+def test_shortcuts_are_bound_on_the_viewer_and_t_toggles_the_point_sign(annotator, qtbot):
+    from napari.utils.key_bindings import coerce_keybinding
+
+    from napari_samed2.ui import SHORTCUTS
+
+    viewer, _image, widget = annotator
+    for key, (method, _text) in SHORTCUTS.items():
+        assert viewer.keymap[coerce_keybinding(key)].__name__ == method
+    widget.add_object()
+    place_point(widget, 2, 20, 30)
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS):
+        viewer.keymap[coerce_keybinding("Shift-S")](viewer)
+    assert widget.state.session.confirmed_frames == {1: [2]}
+    points = widget.state.points
+    assert points.feature_defaults["sign"][0] == "positive"
+    points.keymap[coerce_keybinding("t")](points)
+    assert points.feature_defaults["sign"][0] == "negative"
+    points.add([2, 5, 5])
+    assert list(points.features["sign"]) == ["positive", "negative"]

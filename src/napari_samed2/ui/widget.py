@@ -358,9 +358,11 @@ class SAMed2Widget(QWidget):
             self.axis_combo.addItem("choose the axis to propagate along…", None)
         for axis in inference.candidates:
             kind = axis_kind(layer.axis_labels, axis)
-            label = layer.axis_labels[axis] if axis < len(layer.axis_labels) else str(axis)
+            label = str(layer.axis_labels[axis]) if axis < len(layer.axis_labels) else ""
+            # napari's default labels are "-3", "-2"…: not worth showing
+            named = f"'{label}', " if label and not label.lstrip("-").isdigit() else ""
             self.axis_combo.addItem(
-                f"{kind} · axis {axis} ({label}, {layer.data.shape[axis]} frames)", axis
+                f"{kind} · axis {axis} ({named}{layer.data.shape[axis]} frames)", axis
             )
         for index in range(self.axis_combo.count()):
             if self.axis_combo.itemData(index) == state.frame_axis:

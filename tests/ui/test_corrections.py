@@ -1,0 +1,46 @@
+"""Reading user corrections from napari Labels paint events."""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Labels
+
+from napari_samed2.ui.corrections import PendingCorrections, painted_frames
+from napari_samed2.ui.frames import FrameGeometry
+
+
+def collect(layer: Labels) -> list:
+    events: list = []
+    layer.events.paint.connect(lambda event: events.append(event.value))
+    return events
+
+
+def test_brush_paint_and_data_setitem_report_frames_and_labels():
+    data = np.zeros((5, 32, 32), dtype=np.int32)
+    data[3, 0:4, 0:4] = 2
+    layer = Labels(data)
+    events = collect(layer)
+    geometry = FrameGeometry(ndim=3, frame_axis=0)
+    layer.brush_size = 5
+    layer.paint((1, 10, 10), 6)  # brush stroke on frame 1 (a masked-paint atom)
+    layer.data_setitem((np.array([3, 3]), np.array([0, 1]), np.array([0, 1])), 0)  # erase on 3
+    assert painted_frames(events[0], geometry) == {1: {6}}
+    assert painted_frames(events[1], geometry) == {3: {2}}
+
+
+def test_edits_outside_the_fixed_slice_are_ignored():
+    layer = Labels(np.zeros((2, 4, 16, 16), dtype=np.int32))
+    events = collect(layer)
+    layer.data_setitem((np.array([0, 1]), np.array([2, 3]), np.array([5, 5]), np.array([5, 6])), 8)
+    geometry = FrameGeometry(ndim=4, frame_axis=1, fixed={0: 1})
+    assert painted_frames(events[0], geometry) == {3: {8}}
+
+
+def test_pending_corrections_keep_only_known_objects():
+    pending = PendingCorrections()
+    pending.note({4: {1, 99}, 6: {2}}, object_ids=[1, 2])
+    pending.note({4: {1}}, object_ids=[1, 2])
+    assert len(pending) == 2
+    pending.discard_object(2)
+    assert pending.take() == [(4, 1)]
+    assert len(pending) == 0 and pending.take() == []

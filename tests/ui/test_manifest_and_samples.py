@@ -1,0 +1,43 @@
+"""The npe2 manifest and the sample data it contributes."""
+
+from __future__ import annotations
+
+import numpy as np
+from npe2 import PluginManifest
+
+from napari_samed2.ui.samples import (
+    moving_cells_sample,
+    nuclei_volume_sample,
+    skimage_cell_sample,
+)
+
+
+def test_manifest_contributes_widget_menu_and_samples():
+    manifest = PluginManifest.from_distribution("napari-samed2")
+    commands = {command.id: command.python_name for command in manifest.contributions.commands}
+    assert commands["napari-samed2.annotator"] == "napari_samed2.ui.widget:SAMed2Widget"
+    assert [w.command for w in manifest.contributions.widgets] == ["napari-samed2.annotator"]
+    assert {s.key for s in manifest.contributions.sample_data} == {
+        "nuclei-volume",
+        "moving-cells",
+        "cell",
+    }
+    segment_menu = manifest.contributions.menus["napari/layers/segment"]
+    assert [item.command for item in segment_menu] == ["napari-samed2.annotator"]
+
+
+def test_synthetic_samples_come_with_ground_truth():
+    for sample, axis_label in ((nuclei_volume_sample, "z"), (moving_cells_sample, "t")):
+        (image, image_meta, image_type), (labels, labels_meta, labels_type) = sample()
+        assert (image_type, labels_type) == ("image", "labels")
+        assert image.shape == labels.shape == (24, 128, 128)
+        assert image_meta["axis_labels"][0] == axis_label
+        assert labels_meta["name"].endswith("ground truth")
+        assert len(np.unique(labels)) > 3  # several objects
+        assert image[labels > 0].mean() > image[labels == 0].mean()  # objects are bright
+
+
+def test_skimage_cell_sample():
+    [(image, meta, kind)] = skimage_cell_sample()
+    assert kind == "image" and image.ndim == 2 and image.dtype == np.uint8
+    assert meta["name"] == "cell"
