@@ -63,15 +63,21 @@ class ConfidenceStrip(QWidget):
 
     MARGIN_LEFT = 28
     MARGIN_RIGHT = 6
-    MARGIN_TOP = 16
+    MARGIN_TOP = 30
     MARGIN_BOTTOM = 14
+    LEGEND = (
+        (REMEMBERED, "in memory"),
+        (NOT_REMEMBERED, "not kept"),
+        (WEAK, "weak"),
+        (CONFIRMED, "yours"),
+    )
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.track = ConfidenceTrack()
         self.current_frame: int | None = None
         self.title = "confidence"
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(130)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMouseTracking(True)
         self.setToolTip(
@@ -147,6 +153,7 @@ class ConfidenceStrip(QWidget):
         painter.setFont(font)
         painter.setPen(TEXT)
         painter.drawText(QPointF(4, 12), self.title)
+        self._draw_legend(painter)
         for value in (0.0, 0.5, 1.0):
             y = rect.bottom() - value * rect.height()
             painter.setPen(QPen(GRID, 1))
@@ -207,3 +214,14 @@ class ConfidenceStrip(QWidget):
             painter.setPen(TEXT)
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "no predictions yet")
         painter.end()
+
+    def _draw_legend(self, painter: QPainter) -> None:
+        metrics = painter.fontMetrics()
+        x = float(self.width() - self.MARGIN_RIGHT)
+        for colour, text in reversed(self.LEGEND):
+            x -= metrics.horizontalAdvance(text)
+            painter.setPen(TEXT)
+            painter.drawText(QPointF(x, 12), text)
+            x -= 11
+            painter.fillRect(QRectF(x, 4, 8, 8), colour)
+            x -= 8

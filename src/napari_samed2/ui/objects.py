@@ -44,7 +44,7 @@ class ObjectList(QWidget):
         super().__init__(parent)
         self.colour_of: Callable[[int], np.ndarray] | None = None
         self.list = QListWidget()
-        self.list.setMaximumHeight(120)
+        self.list.setMaximumHeight(92)
         self.list.setToolTip("Objects: each is a label id. Double-click to rename.")
         self.add_button = QPushButton("Add object")
         self.add_button.setToolTip("New object with the next free label id")

@@ -206,7 +206,7 @@ class SAMed2Widget(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(400)
 
         self.image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self.axis_combo.activated.connect(self._on_axis_chosen)
@@ -706,10 +706,12 @@ class SAMed2Widget(QWidget):
         if isinstance(step, Call):
             masks = result.masks if step.write else {}
         else:
+            # never overwrite a frame the user confirmed, or one painted since the run began
+            painted = state.pending.frames.get(result.frame, set())
             masks = {
                 obj: mask
                 for obj, mask in result.masks.items()
-                if result.frame not in self._run_protected.get(obj, ())
+                if result.frame not in self._run_protected.get(obj, ()) and obj not in painted
             }
         if masks:
             writer.write_run_frame(result.frame, masks)
