@@ -1,0 +1,238 @@
+"""Training clips: short runs of neighbouring slices or frames with one object's masks.
+
+A clip is drawn from a synthetic sample (2-D images become clips of shifted crops), scaled to
+[0, 1] exactly as the engine scales stacks (`scale_intensity`), and resized to the network's
+input size. Each batch item is its own clip, so the batch tracks independent objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import synthetic
+
+# Relative frequency of each data kind in training.
+DEFAULT_MIX: dict[str, float] = {
+    "nuclei": 0.2,
+    "cells": 0.1,
+    "tubes": 0.05,
+    "organs": 0.1,
+    "nuclei-volume": 0.2,
+    "organ-volume": 0.1,
+    "timelapse": 0.25,
+}
+STACK_KINDS = ("nuclei-volume", "organ-volume", "timelapse")
+ENGINE_PERCENTILES = (0.5, 99.5)  # engine/frames.py FrameSource default
+MIN_OBJECT_AREA = 24  # pixels at the network's input size on the prompted frame
+
+
+@dataclass
+class Clip:
+    """A batch of clips.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        ``(B, T, 3, S, S)`` float32 in [0, 1].
+    masks : torch.Tensor
+        ``(B, T, S, S)`` bool, the tracked object in each frame (may be empty on some frames).
+    kinds : list of str
+        The generator of each item.
+    """
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    kinds: list[str]
+
+    @property
+    def batch_size(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.images.shape[1]
+
+
+def scale_intensity(
+    stack: np.ndarray, percentiles: tuple[float, float] = ENGINE_PERCENTILES
+) -> np.ndarray:
+    """Scale an image or stack to [0, 1] as the engine does for inference.
+
+    uint8 data is divided by 255 (sam2's convention); anything else is mapped from its
+    ``percentiles`` (over the whole stack) to [0, 1] and clipped.
+
+    Parameters
+    ----------
+    stack : np.ndarray
+        ``(..., Y, X)`` any real dtype.
+
+    Returns
+    -------
+    np.ndarray of float32
+        Same shape, in [0, 1].
+    """
+    if stack.dtype == np.uint8:
+        return stack.astype(np.float32) / np.float32(255)
+    values = stack.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return np.zeros(stack.shape, np.float32)
+    low, high = np.percentile(finite, percentiles)
+    if high <= low:
+        low, high = float(finite.min()), float(finite.max())
+    if high <= low:
+        return np.zeros(stack.shape, np.float32)
+    scaled = np.clip((values - low) / (high - low), 0.0, 1.0)
+    return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+
+
+class ClipSampler:
+    """Draws batches of training clips from the synthetic generators.
+
+    Batch ``k`` depends only on ``(seed, k)``, so training resumes exactly.
+
+    Parameters
+    ----------
+    image_size : int
+        Network input size ``S``.
+    num_frames : int
+        Frames per clip ``T`` (even, so the temporal adapter pairs true neighbours).
+    batch_size : int
+        Clips per batch ``B``.
+    seed : int
+        Base seed.
+    mix : dict, optional
+        Relative frequency per generator name (`synthetic.GENERATORS`).
+    field_sizes : tuple of int
+        Sizes of the generated fields before resizing to ``S``; they set the objects' scale.
+    """
+
+    def __init__(
+        self,
+        image_size: int = 256,
+        num_frames: int = 4,
+        batch_size: int = 2,
+        seed: int = 0,
+        mix: dict[str, float] | None = None,
+        field_sizes: tuple[int, ...] = (64, 96, 128, 160, 192, 256),
+    ):
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        mix = dict(mix or DEFAULT_MIX)
+        unknown = set(mix) - set(synthetic.GENERATORS)
+        if unknown:
+            raise ValueError(
+                f"unknown data kinds {sorted(unknown)}; expected some of "
+                f"{sorted(synthetic.GENERATORS)}"
+            )
+        self.image_size = image_size
+        self.num_frames = num_frames
+        self.batch_size = batch_size
+        self.seed = seed
+        self.kinds = list(mix)
+        weights = np.array([mix[k] for k in self.kinds], np.float64)
+        self.weights = weights / weights.sum()
+        self.field_sizes = field_sizes
+
+    def batch(self, index: int) -> Clip:
+        """Batch number ``index`` (deterministic)."""
+        rng = np.random.default_rng([self.seed, index])
+        images, masks, kinds = [], [], []
+        for _ in range(self.batch_size):
+            kind, stack, mask = self._one_clip(rng)
+            images.append(stack)
+            masks.append(mask)
+            kinds.append(kind)
+        return Clip(torch.stack(images), torch.stack(masks), kinds)
+
+    # -- one clip ------------------------------------------------------------------------------
+
+    def _one_clip(self, rng: np.random.Generator) -> tuple[str, torch.Tensor, torch.Tensor]:
+        for _ in range(50):
+            kind = str(rng.choice(self.kinds, p=self.weights))
+            frames, labels = self._raw_clip(kind, rng)
+            frames = self._augment(frames, rng)
+            images = _resize(torch.from_numpy(frames), self.image_size, is_mask=False)
+            ids = [i for i in np.unique(labels[0]) if i != 0]
+            if not ids:
+                continue
+            object_masks = torch.from_numpy(labels[:, None] == np.array(ids)[None, :, None, None])
+            resized = _resize(object_masks.float(), self.image_size, is_mask=True)
+            areas = resized[0].flatten(1).sum(-1).numpy()
+            usable = np.flatnonzero(areas >= MIN_OBJECT_AREA)
+            if usable.size == 0:
+                continue
+            pick = int(rng.choice(usable))
+            rgb = images[:, None].expand(-1, 3, -1, -1).contiguous()
+            return kind, rgb, resized[:, pick]
+        raise RuntimeError("could not draw a clip with a usable object in 50 tries")
+
+    def _raw_clip(self, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """``(T, Y, X)`` float32 frames in [0, 1] and int32 labels."""
+        frames = self.num_frames
+        height = int(rng.choice(self.field_sizes))
+        width = int(np.clip(height * rng.uniform(0.75, 1.33), 48, 320))
+        seed = int(rng.integers(2**31))
+        generator = synthetic.GENERATORS[kind]
+        if kind in STACK_KINDS:
+            stride = int(rng.integers(1, 3)) if kind != "timelapse" else 1
+            depth = max(frames * stride, int(rng.integers(frames * stride, 24)))
+            sample = generator(shape=(depth, height, width), seed=seed)
+            scaled = scale_intensity(sample.image)
+            start = int(rng.integers(0, depth - frames * stride + 1))
+            picks = start + stride * np.arange(frames)
+            frames_, labels = scaled[picks], sample.labels[picks]
+        else:
+            pad = 6
+            sample = generator(shape=(height + 2 * pad, width + 2 * pad), seed=seed)
+            scaled = scale_intensity(sample.image)
+            static = rng.random() < 0.25
+            offsets = np.zeros((frames, 2), int)
+            if not static:
+                # A slowly drifting view of one image: video-like training from stills.
+                steps = rng.integers(-2, 3, (frames, 2))
+                offsets = np.clip(np.cumsum(steps, axis=0) + pad, 0, 2 * pad)
+                offsets[0] = pad
+            else:
+                offsets[:] = pad
+            frames_ = np.stack([scaled[y : y + height, x : x + width] for y, x in offsets])
+            labels = np.stack([sample.labels[y : y + height, x : x + width] for y, x in offsets])
+        if rng.random() < 0.5:  # the engine propagates both ways
+            frames_, labels = frames_[::-1], labels[::-1]
+        if rng.random() < 0.5:
+            frames_, labels = frames_[:, :, ::-1], labels[:, :, ::-1]
+        if rng.random() < 0.5:
+            frames_, labels = frames_.transpose(0, 2, 1), labels.transpose(0, 2, 1)
+        return np.ascontiguousarray(frames_), np.ascontiguousarray(labels)
+
+    @staticmethod
+    def _augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Contrast variety: gamma, inversion (bright-field-like), 8-bit quantisation."""
+        if rng.random() < 0.3:
+            frames = frames ** rng.uniform(0.6, 1.6)
+        if rng.random() < 0.15:
+            frames = 1.0 - frames
+        if rng.random() < 0.2:
+            # 8-bit data is not stretched by the engine: simulate a narrow dynamic range.
+            gain = rng.uniform(0.3, 1.0)
+            offset = rng.uniform(0.0, 1.0 - gain)
+            frames = np.round((frames * gain + offset) * 255) / 255
+        return np.ascontiguousarray(frames, dtype=np.float32)
+
+
+def _resize(stack: torch.Tensor, size: int, is_mask: bool) -> torch.Tensor:
+    """``(T, Y, X)`` or ``(T, C, Y, X)`` -> size x size (antialiased bilinear like the engine)."""
+    squeeze = stack.dim() == 3
+    values = stack[:, None] if squeeze else stack
+    values = values.float()
+    if values.shape[-2:] != (size, size):
+        values = F.interpolate(
+            values, size=(size, size), mode="bilinear", align_corners=False, antialias=not is_mask
+        )
+    if is_mask:
+        values = values > 0.5
+    return values[:, 0] if squeeze else values

@@ -1,0 +1,90 @@
+"""Command-line entry points for training and evaluation (`samed2 train`, `samed2 evaluate`).
+
+`cli.py` adds these subcommands with `add_train_parser` / `add_evaluate_parser`; the module also
+runs on its own: ``python -m napari_samed2.train.commands train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``train``: train a network on synthetic clips (resumable) and export safetensors."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a SAMed-2 network on synthetic clips (resumable)",
+        description="Train (or resume) a network on synthetic microscopy/MRI-like clips. "
+        "Checkpoints and a JSON-lines log go to RUN_DIR as training goes.",
+    )
+    parser.add_argument("--run-dir", required=True, type=Path, help="folder for last.pt/log.jsonl")
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=4, help="frames per clip (even)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after N steps now")
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
+    parser.add_argument(
+        "--export", type=Path, default=None, help="write the final weights to this .safetensors"
+    )
+    parser.add_argument("--name", default="samed2-nano", help="model name stored in the export")
+    parser.set_defaults(func=run_train)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .trainer import TrainSettings, export_weights, train
+
+    if args.frames < 1 or args.batch_size < 1 or args.steps < 1:
+        print(
+            f"error: --frames ({args.frames}), --batch-size ({args.batch_size}) and --steps "
+            f"({args.steps}) must be >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    settings = TrainSettings(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        num_frames=args.frames,
+        lr=args.lr,
+        warmup=args.warmup,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    try:
+        result = train(
+            settings,
+            args.run_dir,
+            device=args.device,
+            resume=not args.no_resume,
+            stop_after=args.stop_after,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({"steps": result.steps_done, "wall_seconds": round(result.wall_seconds, 1)}))
+    if args.export is not None:
+        path = export_weights(args.run_dir, args.export, name=args.name)
+        print(f"exported {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m napari_samed2.train.commands")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(subparsers)
+    if "add_evaluate_parser" in globals():
+        globals()["add_evaluate_parser"](subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,197 @@
+"""One SAM2-style training forward pass over a batch of clips, through `SAM2Base` internals.
+
+The public predictor methods run under ``torch.inference_mode``, so training drives
+``forward_image``, ``_prepare_backbone_features``, ``_track_step``, ``_forward_sam_heads`` and
+``_encode_memory_in_output`` directly, as SAM2's own training model does: prompts on the first
+frame (points, box or mask), tracking through the rest, and correction clicks sampled from the
+errors on some frames (those frames then become conditioning frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sam2.modeling.sam2_base import SAM2Base
+
+from .clips import Clip
+from .losses import LossTerms, LossWeights, sam2_loss
+from .prompts import (
+    PointPrompt,
+    box_prompt,
+    correction_click,
+    negative_click_near,
+    random_click,
+)
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """How prompts are simulated (probabilities per clip)."""
+
+    mask: float = 0.1  # the ground-truth mask itself is the prompt
+    box: float = 0.3  # otherwise a jittered box ...
+    negative: float = 0.2  # ... or a click, plus sometimes a negative click beside the object
+    correct_other_frame: float = 0.5  # also correct one tracked frame
+    correction_clicks: int = 2  # iterative correction clicks per corrected frame
+    from_truth: float = 0.1  # a correction click sampled from the object instead of the error
+
+
+@dataclass
+class ClipOutcome:
+    """What one forward pass produced."""
+
+    loss: LossTerms
+    frame_dice: np.ndarray  # (T,) mean Dice of the final masks per frame (for the log)
+
+
+def _points_to_tensor(prompts: list[PointPrompt], device: torch.device) -> dict[str, torch.Tensor]:
+    """Batch point prompts, padding shorter ones with label -1 (sam2's padding)."""
+    length = max(len(p.labels) for p in prompts)
+    coords = np.zeros((len(prompts), length, 2), np.float32)
+    labels = -np.ones((len(prompts), length), np.int32)
+    for row, prompt in enumerate(prompts):
+        coords[row, : len(prompt.labels)] = prompt.coords
+        labels[row, : len(prompt.labels)] = prompt.labels
+    return {
+        "point_coords": torch.from_numpy(coords).to(device),
+        "point_labels": torch.from_numpy(labels).to(device),
+    }
+
+
+def _first_prompts(
+    masks: np.ndarray, rng: np.random.Generator, settings: PromptSettings
+) -> tuple[list[PointPrompt] | None, bool]:
+    """Prompts for the conditioning frame: (points per item, or None for mask prompts)."""
+    draw = rng.random()
+    if draw < settings.mask:
+        return None, False
+    if draw < settings.mask + settings.box:
+        return [box_prompt(m, rng) for m in masks], True
+    prompts = []
+    for mask in masks:
+        click = random_click(mask, rng, interior=rng.random() < 0.5)
+        if rng.random() < settings.negative:
+            negative = negative_click_near(mask, rng)
+            if negative is not None:
+                click = click.extended(negative)
+        prompts.append(click)
+    return prompts, False
+
+
+def track_clip(
+    net: SAM2Base,
+    clip: Clip,
+    rng: np.random.Generator,
+    settings: PromptSettings = PromptSettings(),
+    weights: LossWeights = LossWeights(),  # noqa: B008
+) -> ClipOutcome:
+    """Run one training forward pass and return the summed loss over frames and steps.
+
+    Parameters
+    ----------
+    net : SAM2Base
+        The network (in train mode for training; any mode works).
+    clip : Clip
+        ``images`` ``(B, T, 3, S, S)`` on the network's device, ``masks`` ``(B, T, S, S)``.
+    rng : np.random.Generator
+        Source of the prompt simulation.
+    """
+    device = clip.images.device
+    batch, frames = clip.batch_size, clip.num_frames
+    truth = clip.masks.to(device)
+    truth_np = clip.masks.cpu().numpy()
+    # Clip-major order keeps (t, t+1) of one clip adjacent: the temporal adapter's pairs.
+    backbone = net.forward_image(clip.images.reshape(batch * frames, *clip.images.shape[2:]))
+    _, vision_feats, vision_pos, feat_sizes = net._prepare_backbone_features(backbone)
+    output_dict: dict[str, dict[int, dict]] = {
+        "cond_frame_outputs": {},
+        "non_cond_frame_outputs": {},
+    }
+
+    points, _ = _first_prompts(truth_np[:, 0], rng, settings)
+    corrected = {0} if points is not None else set()
+    if points is not None and frames > 1 and rng.random() < settings.correct_other_frame:
+        corrected.add(int(rng.integers(1, frames)))
+
+    total: LossTerms | None = None
+    dice = np.zeros(frames)
+    for t in range(frames):
+        index = torch.arange(batch, device=device) * frames + t
+        feats = [x[:, index] for x in vision_feats]
+        pos = [x[:, index] for x in vision_pos]
+        is_cond = t == 0
+        point_inputs = _points_to_tensor(points, device) if (is_cond and points) else None
+        mask_inputs = truth[:, 0:1].float() if (is_cond and points is None) else None
+        current, sam_out, high_res, pix_feat = net._track_step(
+            t, is_cond, feats, pos, feat_sizes, point_inputs, mask_inputs, output_dict,
+            frames, False, None,
+        )  # fmt: skip
+        _, high_multi, ious, low_mask, high_mask, obj_ptr, obj_logits = sam_out
+        if mask_inputs is None:
+            step = sam2_loss(high_multi, ious, obj_logits, truth[:, t], weights)
+            total = step if total is None else total + step
+
+        if t in corrected:
+            frame_prompts = points if is_cond else None
+            for _ in range(settings.correction_clicks):
+                predicted = (high_mask > 0).detach().cpu().numpy()[:, 0]
+                clicks = []
+                for item in range(batch):
+                    reference = (
+                        np.zeros_like(predicted[item])
+                        if rng.random() < settings.from_truth
+                        else predicted[item]
+                    )
+                    click = correction_click(truth_np[item, t], reference, rng)
+                    if click is None:  # exact already: a click on the object changes nothing
+                        click = (
+                            random_click(truth_np[item, t], rng)
+                            if truth_np[item, t].any()
+                            else PointPrompt(np.zeros((1, 2), np.float32), np.array([0], np.int32))
+                        )
+                    clicks.append(click)
+                frame_prompts = (
+                    clicks
+                    if frame_prompts is None
+                    else [a.extended(b) for a, b in zip(frame_prompts, clicks, strict=True)]
+                )
+                point_inputs = _points_to_tensor(frame_prompts, device)
+                multimask = net._use_multimask(is_cond, point_inputs)
+                _, high_multi, ious, low_mask, high_mask, obj_ptr, obj_logits = (
+                    net._forward_sam_heads(
+                        backbone_features=pix_feat,
+                        point_inputs=point_inputs,
+                        mask_inputs=low_mask,
+                        high_res_features=high_res,
+                        multimask_output=multimask,
+                    )
+                )
+                step = sam2_loss(high_multi, ious, obj_logits, truth[:, t], weights)
+                total = step if total is None else total + step
+
+        current["pred_masks"] = low_mask
+        current["pred_masks_high_res"] = high_mask
+        current["obj_ptr"] = obj_ptr
+        net._encode_memory_in_output(
+            feats, feat_sizes, point_inputs, True, high_mask, obj_logits, current
+        )
+        # Corrected frames join the conditioning frames, as in SAM2's training.
+        key = "cond_frame_outputs" if (is_cond or t in corrected) else "non_cond_frame_outputs"
+        output_dict[key][t] = current
+        dice[t] = _mean_dice(high_mask.detach() > 0, truth[:, t])
+
+    if total is None:  # only a mask prompt on a one-frame clip: nothing to learn from
+        zero = clip.images.sum() * 0.0
+        total = LossTerms(zero, zero, zero, zero, zero)
+    return ClipOutcome(total, dice)
+
+
+def _mean_dice(prediction: torch.Tensor, truth: torch.Tensor) -> float:
+    prediction = prediction.reshape(prediction.shape[0], -1)
+    truth = truth.reshape(truth.shape[0], -1)
+    inter = (prediction & truth).sum(-1).float()
+    sizes = prediction.sum(-1).float() + truth.sum(-1).float()
+    dice = torch.where(sizes > 0, 2 * inter / sizes.clamp(min=1), torch.ones_like(sizes))
+    return float(dice.mean())

@@ -1,0 +1,286 @@
+"""The training loop: AdamW, warm-up + cosine decay, gradient clipping, resumable checkpoints.
+
+Everything the loop needs to continue is in ``<run_dir>/last.pt`` (weights, optimizer, step,
+settings); batch ``k`` and its prompts depend only on ``(seed, k)``, so a resumed run produces
+the same weights as an uninterrupted one. A JSON-lines log (``log.jsonl``) is written as it goes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_path, write_text_atomic
+from ..model import (
+    REGISTRY,
+    build_model,
+    nano_config,
+    resolve_device,
+    save_checkpoint,
+)
+from .clips import DEFAULT_MIX, ClipSampler
+from .tracking import PromptSettings, track_clip
+
+CHECKPOINT_NAME = "last.pt"
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class TrainSettings:
+    """Settings of one training run (stored in its checkpoints).
+
+    Attributes
+    ----------
+    steps : int
+        Optimizer steps in total.
+    batch_size, num_frames : int
+        Clips per step and frames per clip.
+    lr, weight_decay : float
+        AdamW learning rate (peak) and weight decay.
+    warmup : int
+        Steps of linear warm-up before the cosine decay to ``lr * final_lr_fraction``.
+    clip_grad : float
+        Gradient norm clipping.
+    seed : int
+        Seeds data, prompts and initial weights.
+    checkpoint_every, log_every : int
+        Steps between checkpoints and between log lines.
+    config : dict
+        Network configuration (sam2 dict format); the nano architecture by default.
+    temporal_adapter : bool
+        Build with SAMed-2's temporal adapters.
+    mix : dict
+        Relative frequency of each synthetic data kind.
+    threads : int
+        torch CPU threads (0 leaves torch's default).
+    """
+
+    steps: int = 2000
+    batch_size: int = 2
+    num_frames: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    final_lr_fraction: float = 0.05
+    clip_grad: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    config: dict[str, Any] = field(default_factory=nano_config)
+    temporal_adapter: bool = True
+    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def learning_rate(step: int, settings: TrainSettings) -> float:
+    """Linear warm-up to ``lr`` then cosine decay to ``lr * final_lr_fraction``."""
+    if step < settings.warmup:
+        return settings.lr * (step + 1) / settings.warmup
+    span = max(1, settings.steps - settings.warmup)
+    progress = min(1.0, (step - settings.warmup) / span)
+    floor = settings.final_lr_fraction
+    return settings.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@dataclass
+class TrainResult:
+    """What a (possibly resumed) run ended with."""
+
+    net: torch.nn.Module
+    steps_done: int
+    wall_seconds: float
+    last_losses: dict[str, float]
+
+
+def train(
+    settings: TrainSettings,
+    run_dir: str | Path,
+    device: str | None = None,
+    resume: bool = True,
+    stop_after: int | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train (or resume training) a network on synthetic clips.
+
+    Parameters
+    ----------
+    settings : TrainSettings
+        The run's settings. On resume the stored settings must match.
+    run_dir : path
+        Folder for ``last.pt`` and ``log.jsonl`` (created). Keep it outside the repository.
+    device : str, optional
+        ``"cpu"``, ``"cuda"``, ``"mps"``; default picks the best available.
+    resume : bool
+        Continue from ``run_dir/last.pt`` when it exists.
+    stop_after : int, optional
+        Stop after this many steps *of this call* (a checkpoint is written), e.g. for tests.
+    progress : bool
+        Show a tqdm progress bar.
+    on_step : callable, optional
+        Called with ``(step, losses)`` after every step.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    target = resolve_device(device)
+    torch.manual_seed(settings.seed)
+    net = build_model(settings.config, temporal_adapter=settings.temporal_adapter).to(target)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    start, wall = 0, 0.0
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=target, weights_only=True)
+        stored = json.loads(state["settings"])
+        if stored != json.loads(json.dumps(settings.to_dict())):
+            changed = sorted(k for k in stored if stored[k] != settings.to_dict().get(k))
+            raise ValueError(
+                f"{checkpoint} was written with other settings (differ: {changed}); "
+                "use another run_dir or resume=False"
+            )
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, wall = int(state["step"]), float(state["wall_seconds"])
+
+    sampler = ClipSampler(
+        image_size=settings.config["image_size"],
+        num_frames=settings.num_frames,
+        batch_size=settings.batch_size,
+        seed=settings.seed,
+        mix=settings.mix,
+    )
+    end = settings.steps if stop_after is None else min(settings.steps, start + stop_after)
+    net.train()
+    bar = tqdm(total=settings.steps, initial=start, disable=not progress, desc="train")
+    losses: dict[str, float] = {}
+    window: list[dict[str, float]] = []
+    began = time.perf_counter()
+    for step in range(start, end):
+        # Per-step seeds: resuming at step k replays exactly what step k would have done.
+        torch.manual_seed(settings.seed * 1_000_003 + step)
+        rng = np.random.default_rng([settings.seed, step, 1])
+        clip = sampler.batch(step)
+        clip.images, clip.masks = clip.images.to(target), clip.masks.to(target)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, settings)
+        outcome = track_clip(net, clip, rng, PromptSettings())
+        optimizer.zero_grad(set_to_none=True)
+        outcome.loss.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_grad)
+        optimizer.step()
+        losses = outcome.loss.as_floats()
+        losses.update(
+            grad_norm=float(grad_norm),
+            lr=learning_rate(step, settings),
+            dice_first=float(outcome.frame_dice[0]),
+            dice_rest=float(outcome.frame_dice[1:].mean()) if clip.num_frames > 1 else 0.0,
+        )
+        window.append(losses)
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['total']:.3f}", dice=f"{losses['dice_rest']:.2f}")
+        if on_step is not None:
+            on_step(step, losses)
+        done = step + 1
+        if done % settings.log_every == 0 or done == end:
+            _append_log(run_dir, done, wall + time.perf_counter() - began, window)
+            window = []
+        if done % settings.checkpoint_every == 0 or done == end:
+            _save_state(
+                checkpoint, net, optimizer, settings, done, wall + time.perf_counter() - began
+            )
+    bar.close()
+    net.eval()
+    return TrainResult(net, end, wall + time.perf_counter() - began, losses)
+
+
+def _append_log(run_dir: Path, step: int, wall: float, window: list[dict[str, float]]) -> None:
+    if not window:
+        return
+    mean = {k: float(np.mean([w[k] for w in window])) for k in window[0]}
+    line = json.dumps({"step": step, "wall_seconds": round(wall, 1), **mean})
+    # Appending one line is atomic enough for a log; checkpoints use atomic replacement.
+    with open(run_dir / LOG_NAME, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+def _save_state(path: Path, net, optimizer, settings: TrainSettings, step: int, wall: float):
+    state = {
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "wall_seconds": wall,
+        "settings": json.dumps(settings.to_dict()),
+    }
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+
+
+def read_log(run_dir: str | Path) -> list[dict[str, float]]:
+    """The log lines of a run, oldest first."""
+    path = Path(run_dir) / LOG_NAME
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def export_weights(
+    run_dir: str | Path,
+    destination: str | Path,
+    name: str = "samed2-nano",
+    description: str | None = None,
+    data: str = "synthetic microscopy and MRI/CT-like clips (napari_samed2.train.synthetic)",
+    overwrite: bool = True,
+) -> Path:
+    """Write the run's current weights as a self-describing safetensors checkpoint.
+
+    Preprocessing comes from the registry entry ``name`` when there is one (nano: 256 px,
+    no normalisation, threshold 0).
+    """
+    run_dir = Path(run_dir)
+    state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
+    settings = TrainSettings(**json.loads(state["settings"]))
+    net = build_model(settings.config, temporal_adapter=settings.temporal_adapter)
+    net.load_state_dict(state["model"])
+    spec = REGISTRY.get(name)
+    preprocessing = (
+        spec.preprocessing if spec is not None else REGISTRY["samed2-nano"].preprocessing
+    )
+    training = {
+        "steps": int(state["step"]),
+        "seed": settings.seed,
+        "wall_seconds": round(float(state["wall_seconds"]), 1),
+        "batch_size": settings.batch_size,
+        "num_frames": settings.num_frames,
+        "lr": settings.lr,
+        "data": data,
+        "mix": settings.mix,
+    }
+    destination = Path(destination)
+    save_checkpoint(
+        destination,
+        net,
+        config=settings.config,
+        temporal_adapter=settings.temporal_adapter,
+        preprocessing=preprocessing,
+        name=name,
+        description=description or (spec.description if spec else name),
+        extra={"training": training},
+        overwrite=overwrite,
+    )
+    write_text_atomic(destination.with_suffix(".json"), json.dumps(training, indent=2) + "\n")
+    return destination

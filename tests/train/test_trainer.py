@@ -1,0 +1,115 @@
+"""Training on a tiny net: the loss goes down on a fixed clip; resuming gives the same weights."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from napari_samed2.model import build_model, load_model, small_config
+from napari_samed2.train.clips import ClipSampler, scale_intensity
+from napari_samed2.train.tracking import PromptSettings, track_clip
+from napari_samed2.train.trainer import (
+    TrainSettings,
+    export_weights,
+    learning_rate,
+    read_log,
+    train,
+)
+
+TINY = small_config(image_size=128)
+
+
+def _tiny_settings(**overrides):
+    values = dict(
+        steps=4,
+        batch_size=1,
+        num_frames=2,
+        warmup=2,
+        checkpoint_every=2,
+        log_every=1,
+        config=TINY,
+        mix={"nuclei": 1.0},
+    )
+    values.update(overrides)
+    return TrainSettings(**values)
+
+
+def test_learning_rate_warms_up_then_decays():
+    settings = TrainSettings(steps=100, warmup=10, lr=1.0, final_lr_fraction=0.1)
+    rates = [learning_rate(step, settings) for step in range(100)]
+    assert rates[0] == pytest.approx(0.1)
+    assert rates[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(rates[10:]))
+    assert rates[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_scale_intensity_matches_percentile_scaling():
+    stack = np.arange(1000, dtype=np.uint16).reshape(10, 10, 10)
+    scaled = scale_intensity(stack)
+    low, high = np.percentile(stack, (0.5, 99.5))
+    assert scaled.dtype == np.float32
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    assert scaled.flat[500] == pytest.approx((500 - low) / (high - low), rel=1e-6)
+    assert scale_intensity(np.full((4, 4), 200, np.uint8)).max() == pytest.approx(200 / 255)
+
+
+def test_clip_sampler_is_deterministic_and_masks_are_nonempty_on_the_prompted_frame():
+    sampler = ClipSampler(image_size=128, num_frames=2, batch_size=2, seed=3, field_sizes=(64,))
+    first, again = sampler.batch(5), sampler.batch(5)
+    assert first.images.shape == (2, 2, 3, 128, 128)
+    assert torch.equal(first.images, again.images) and torch.equal(first.masks, again.masks)
+    assert first.masks[:, 0].flatten(1).sum(-1).min() >= 24
+    assert 0.0 <= float(first.images.min()) and float(first.images.max()) <= 1.0
+
+
+def test_a_few_steps_on_one_clip_reduce_the_loss():
+    torch.manual_seed(0)
+    net = build_model(TINY, temporal_adapter=True).train()
+    sampler = ClipSampler(image_size=128, num_frames=2, batch_size=2, seed=1, mix={"nuclei": 1})
+    clip = sampler.batch(0)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    settings = PromptSettings(mask=0.0, box=0.0, negative=0.0, correct_other_frame=0.0)
+    losses = []
+    for step in range(8):
+        outcome = track_clip(net, clip, np.random.default_rng(step), settings)
+        optimizer.zero_grad()
+        outcome.loss.total.backward()
+        optimizer.step()
+        losses.append(float(outcome.loss.total.detach()))
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
+    # the adapters are trained with the rest
+    adapter = net.image_encoder.trunk.blocks[0].adapter.linear_up.weight
+    assert adapter.grad is not None and adapter.grad.abs().sum() > 0
+
+
+def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
+    settings = _tiny_settings()
+    whole = train(settings, tmp_path / "whole", device="cpu", progress=False)
+    train(settings, tmp_path / "split", device="cpu", stop_after=2, progress=False)
+    resumed = train(settings, tmp_path / "split", device="cpu", progress=False)
+    assert resumed.steps_done == whole.steps_done == 4
+    for (name, a), (_, b) in zip(
+        whole.net.state_dict().items(), resumed.net.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    log = read_log(tmp_path / "split")
+    assert [line["step"] for line in log] == [1, 2, 3, 4]
+    assert all(np.isfinite(line["total"]) for line in log)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    train(_tiny_settings(steps=1), tmp_path, device="cpu", progress=False)
+    with pytest.raises(ValueError, match="lr"):
+        train(_tiny_settings(steps=1, lr=0.5), tmp_path, device="cpu", progress=False)
+
+
+def test_export_loads_back_with_the_same_weights(tmp_path):
+    result = train(_tiny_settings(steps=1), tmp_path / "run", device="cpu", progress=False)
+    path = export_weights(tmp_path / "run", tmp_path / "tiny.safetensors", name="tiny-test")
+    loaded = load_model(path, device="cpu")
+    assert loaded.name == "tiny-test"
+    assert loaded.temporal_adapter
+    assert loaded.preprocessing.mean is None and loaded.preprocessing.image_size == 256
+    for key, value in result.net.state_dict().items():
+        assert torch.equal(loaded.net.state_dict()[key], value), key
