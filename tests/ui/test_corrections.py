@@ -44,3 +44,18 @@ def test_pending_corrections_keep_only_known_objects():
     pending.discard_object(2)
     assert pending.take() == [(4, 1)]
     assert len(pending) == 0 and pending.take() == []
+
+
+def test_correction_segments_stop_before_the_next_confirmed_frame():
+    from napari_samed2.ui.corrections import correction_segments
+    from napari_samed2.ui.runner import Segment
+
+    confirmed = {1: {2, 7}, 2: {12}}  # 7 was just corrected; 2 and 12 confirmed before
+    assert correction_segments([7], confirmed, "both") == [
+        Segment("forward", start=7, stop=11),
+        Segment("backward", start=7, stop=3),
+    ]
+    assert correction_segments([12], confirmed, "forward") == [Segment("forward", 12, None)]
+    assert correction_segments([2], confirmed, "backward") == [Segment("backward", 2, None)]
+    # neighbours confirmed on both sides: nothing to re-run
+    assert correction_segments([7], {1: {6, 7, 8}}, "both") == []

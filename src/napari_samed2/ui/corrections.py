@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .frames import FrameGeometry
+from .runner import Segment
 
 
 @dataclass(frozen=True)
@@ -132,3 +133,30 @@ class PendingCorrections:
 
     def __len__(self) -> int:
         return sum(len(objs) for objs in self.frames.values())
+
+
+def correction_segments(
+    corrected: list[int], confirmed: dict[int, set[int]], direction: str
+) -> list[Segment]:
+    """Propagation segments that re-run the frames after corrections.
+
+    From each corrected frame, in ``direction`` ("forward", "backward" or "both"), up to but
+    not including the next frame the user confirmed (for any object), so confirmed frames are
+    never recomputed. ``confirmed`` must already contain the corrected frames.
+    """
+    if direction not in ("both", "forward", "backward"):
+        raise ValueError(f"direction must be 'both', 'forward' or 'backward', got {direction!r}")
+    anchors = sorted(set().union(*confirmed.values())) if confirmed else sorted(corrected)
+    segments = []
+    for frame in corrected:
+        if direction in ("forward", "both"):
+            later = [f for f in anchors if f > frame]
+            stop = (later[0] - 1) if later else None
+            if stop is None or stop > frame:
+                segments.append(Segment("forward", start=frame, stop=stop))
+        if direction in ("backward", "both"):
+            earlier = [f for f in anchors if f < frame]
+            stop = (earlier[-1] + 1) if earlier else None
+            if stop is None or stop < frame:
+                segments.append(Segment("backward", start=frame, stop=stop))
+    return segments

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
 
+from .confidence_view import ConfidenceTrack
 from .corrections import PendingCorrections
 from .frames import FrameGeometry
 from .labels_writer import LabelsWriter
@@ -75,3 +76,44 @@ class ImageState:
         if self.labels is not None and self.labels.data.size:
             used = max(used, int(np.max(self.labels.data)))
         return used + 1
+
+    def object_ids(self) -> list[int]:
+        """Objects the engine session knows (prompted at least once)."""
+        return [] if self.session is None else [int(i) for i in self.session.object_ids]
+
+    def confirmed(self) -> dict[int, set[int]]:
+        """Object id to the frames the user prompted or corrected."""
+        if self.session is None:
+            return {}
+        return {
+            int(obj): {int(f) for f in frames}
+            for obj, frames in self.session.confirmed_frames.items()
+        }
+
+    def threshold(self) -> float:
+        """The memory's confidence threshold (the session's gate; 0.5 before a session)."""
+        if self.session is None:
+            return 0.5
+        return float(self.session.settings.memory.gate_threshold)
+
+    def num_frames(self) -> int:
+        if self.session is not None:
+            return int(self.session.num_frames)
+        if self.frame_axis is None:
+            return 1
+        return int(self.image.data.shape[self.frame_axis])
+
+    def track(self, obj_id: int) -> ConfidenceTrack:
+        """What the confidence strip shows for ``obj_id``."""
+        confidence, in_memory = {}, {}
+        for frame, result in self.results.items():
+            if obj_id in result.iou:
+                confidence[frame] = result.confidence[obj_id]
+                in_memory[frame] = bool(result.in_memory.get(obj_id, False))
+        return ConfidenceTrack(
+            num_frames=self.num_frames(),
+            confidence=confidence,
+            in_memory=in_memory,
+            confirmed=self.confirmed().get(obj_id, set()),
+            threshold=self.threshold(),
+        )

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from napari.qt.threading import create_worker
+from qtpy.QtCore import QEvent, QObject
 
 AHEAD = 1
 
@@ -135,3 +136,17 @@ class EngineRun:
 
     def _on_finished(self) -> None:
         self.on_finished(self._error)
+
+
+class WindowCloseWatcher(QObject):
+    """Event filter calling ``on_close`` when the window it watches closes (so a run ends
+    with the viewer instead of writing into layers that are going away)."""
+
+    def __init__(self, on_close: Callable[[], object], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.on_close = on_close
+
+    def eventFilter(self, watched, event) -> bool:  # Qt override
+        if event.type() == QEvent.Type.Close:
+            self.on_close()
+        return False

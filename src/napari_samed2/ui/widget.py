@@ -13,29 +13,19 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QObject, Signal
-from qtpy.QtWidgets import (
-    QComboBox,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QScrollArea,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
 from ..engine import PropagationSession
 from ..model import LoadedModel
-from .confidence_view import ConfidenceStrip, ConfidenceTrack
-from .corrections import AcceptedFrame, painted_frames
-from .frames import FrameAxisError, FrameGeometry, axis_kind, infer_frame_axis
+from .confidence_view import ConfidenceTrack
+from .corrections import AcceptedFrame, correction_segments, painted_frames
+from .frames import FrameAxisError, FrameGeometry, infer_frame_axis
 from .image_state import ImageState
 from .labels_writer import LabelsWriter
 from .messages import plain_message
 from .model_picker import ModelPicker
-from .objects import ObjectList
+from .panels import ActionsPanel, ImagePanel, ObjectsPanel, ReviewPanel, label_shape
 from .prompt_layers import (
     NEGATIVE,
     POSITIVE,
@@ -47,20 +37,8 @@ from .prompt_layers import (
     set_sign,
     toggle_sign,
 )
-from .runner import Call, EngineRun, Segment
-
-# key -> (widget method, description); bound on the viewer (no napari layer uses these keys)
-SHORTCUTS = {
-    "Shift-S": ("segment_frame", "segment the selected object on this frame"),
-    "Shift-F": ("propagate_forward", "propagate forward"),
-    "Shift-B": ("propagate_backward", "propagate backward"),
-    "Shift-D": ("propagate_both", "propagate both ways"),
-    "Shift-X": ("stop", "stop propagation"),
-    "Shift-C": ("accept_correction", "accept my correction and re-propagate"),
-    "Shift-W": ("next_weak_frame", "go to the next low-confidence frame"),
-}
-NEW_LABELS = "new Labels layer"
-CORRECTION_DIRECTIONS = ("both", "forward", "backward")
+from .runner import Call, EngineRun, Segment, WindowCloseWatcher
+from .shortcuts import bind_shortcuts
 
 
 class SAMed2Widget(QWidget):
@@ -95,7 +73,7 @@ class SAMed2Widget(QWidget):
         self._run_kind = ""
         self._run_progress: progress | None = None
         self._run_protected: dict[int, set[int]] = {}
-        self._closing_filter: _CloseWatcher | None = None
+        self._closing_filter: WindowCloseWatcher | None = None
         self._closed = False
         self._build()
         self._connect_viewer()
@@ -111,93 +89,33 @@ class SAMed2Widget(QWidget):
     def _build(self) -> None:
         self.model_picker = ModelPicker()
         self.model_picker.model_loaded.connect(self.set_model)
-
-        self.image_combo = QComboBox()
-        self.image_combo.setToolTip("The image layer to segment")
-        self.axis_combo = QComboBox()
-        self.axis_combo.setToolTip(
-            "Axis walked by propagation: Z for volumes, T for time-lapses (asked for 4-D data)"
-        )
-        self.labels_combo = QComboBox()
-        self.labels_combo.setToolTip(
-            "Where masks are written. Choosing an existing Labels layer keeps its other labels "
-            "untouched; its label ids become objects."
-        )
-        image_box = QGroupBox("Image")
-        grid = QGridLayout(image_box)
-        grid.addWidget(QLabel("Image"), 0, 0)
-        grid.addWidget(self.image_combo, 0, 1)
-        grid.addWidget(QLabel("Frame axis"), 1, 0)
-        grid.addWidget(self.axis_combo, 1, 1)
-        grid.addWidget(QLabel("Labels"), 2, 0)
-        grid.addWidget(self.labels_combo, 2, 1)
-
-        self.object_list = ObjectList()
-        self.object_list.colour_of = self._colour_of
-        self.positive_button = QPushButton("+ point")
-        self.positive_button.setToolTip("Click on the object to add positive points (green)")
-        self.negative_button = QPushButton("− point")
-        self.negative_button.setToolTip(
-            "Click on background to add negative points (red); T toggles the sign"
-        )
-        self.box_button = QPushButton("Box")
-        self.box_button.setToolTip("Drag a rectangle around the object")
-        prompt_row = QHBoxLayout()
-        for button in (self.positive_button, self.negative_button, self.box_button):
-            prompt_row.addWidget(button)
-        objects_box = QGroupBox("Objects and prompts")
-        objects_layout = QVBoxLayout(objects_box)
-        objects_layout.addWidget(self.object_list)
-        objects_layout.addLayout(prompt_row)
-
-        self.segment_button = QPushButton("Segment frame  ⇧S")
-        self.backward_button = QPushButton("◀ Backward  ⇧B")
-        self.both_button = QPushButton("◀▶ Both  ⇧D")
-        self.forward_button = QPushButton("Forward ▶  ⇧F")
-        self.stop_button = QPushButton("■ Stop  ⇧X")
-        self.accept_button = QPushButton("Accept correction  ⇧C")
-        self.weak_button = QPushButton("Next weak frame  ⇧W")
-        self.direction_combo = QComboBox()
-        self.direction_combo.addItems(CORRECTION_DIRECTIONS)
-        self.direction_combo.setToolTip(
-            "Direction in which an accepted correction is re-propagated (up to the next "
-            "frame you confirmed)"
-        )
-        for button, key in (
-            (self.segment_button, "Shift-S"),
-            (self.backward_button, "Shift-B"),
-            (self.both_button, "Shift-D"),
-            (self.forward_button, "Shift-F"),
-            (self.stop_button, "Shift-X"),
-            (self.accept_button, "Shift-C"),
-            (self.weak_button, "Shift-W"),
-        ):
-            button.setToolTip(f"{SHORTCUTS[key][1].capitalize()} ({key})")
-        actions_box = QGroupBox("Segment and propagate")
-        actions = QGridLayout(actions_box)
-        actions.addWidget(self.segment_button, 0, 0, 1, 3)
-        actions.addWidget(self.backward_button, 1, 0)
-        actions.addWidget(self.both_button, 1, 1)
-        actions.addWidget(self.forward_button, 1, 2)
-        actions.addWidget(self.stop_button, 2, 0, 1, 3)
-        actions.addWidget(self.accept_button, 3, 0, 1, 2)
-        actions.addWidget(self.direction_combo, 3, 2)
-
-        self.confidence = ConfidenceStrip()
-        self.status = QLabel("Load a model, pick an image, add an object and click on it.")
-        self.status.setWordWrap(True)
-        review_box = QGroupBox("Review")
-        review = QVBoxLayout(review_box)
-        review.addWidget(self.confidence)
-        review.addWidget(self.weak_button)
-        review.addWidget(self.status)
-
         model_box = QGroupBox("Model")
         QVBoxLayout(model_box).addWidget(self.model_picker)
+        self.image_panel = ImagePanel()
+        self.objects_panel = ObjectsPanel()
+        self.actions_panel = ActionsPanel()
+        self.review_panel = ReviewPanel()
+        # the controls tests and scripts drive, by their plain names
+        self.image_combo = self.image_panel.image_combo
+        self.axis_combo = self.image_panel.axis_combo
+        self.labels_combo = self.image_panel.labels_combo
+        self.object_list = self.objects_panel.object_list
+        self.object_list.colour_of = self._colour_of
+        actions = self.actions_panel
+        self.segment_button = actions.segment_button
+        self.forward_button = actions.forward_button
+        self.backward_button = actions.backward_button
+        self.both_button = actions.both_button
+        self.stop_button = actions.stop_button
+        self.accept_button = actions.accept_button
+        self.direction_combo = actions.direction_combo
+        self.confidence = self.review_panel.confidence
+        self.weak_button = self.review_panel.weak_button
+        self.status = self.review_panel.status
 
         content = QWidget()
         column = QVBoxLayout(content)
-        for box in (model_box, image_box, objects_box, actions_box, review_box):
+        for box in (model_box, self.image_panel, self.objects_panel, actions, self.review_panel):
             column.addWidget(box)
         column.addStretch(1)
         scroll = QScrollArea()
@@ -215,9 +133,9 @@ class SAMed2Widget(QWidget):
         self.object_list.delete_button.clicked.connect(self.delete_selected_object)
         self.object_list.selected.connect(self._on_object_selected)
         self.object_list.renamed.connect(lambda *_: self._refresh_confidence())
-        self.positive_button.clicked.connect(lambda: self.start_points(POSITIVE))
-        self.negative_button.clicked.connect(lambda: self.start_points(NEGATIVE))
-        self.box_button.clicked.connect(self.start_box)
+        self.objects_panel.positive_button.clicked.connect(lambda: self.start_points(POSITIVE))
+        self.objects_panel.negative_button.clicked.connect(lambda: self.start_points(NEGATIVE))
+        self.objects_panel.box_button.clicked.connect(self.start_box)
         self.segment_button.clicked.connect(self.segment_frame)
         self.forward_button.clicked.connect(self.propagate_forward)
         self.backward_button.clicked.connect(self.propagate_backward)
@@ -232,8 +150,7 @@ class SAMed2Widget(QWidget):
         layers.events.inserted.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.current_step.connect(self._on_step_changed)
-        for key, (method, _) in SHORTCUTS.items():
-            self.viewer.bind_key(key, _call(self, method), overwrite=True)
+        bind_shortcuts(self.viewer, self)
 
     # =========================================================================================
     # model
@@ -261,14 +178,8 @@ class SAMed2Widget(QWidget):
     def _refresh_image_choices(self) -> None:
         current = self.state.image if self.state else None
         images = self._image_layers()
-        self.image_combo.blockSignals(True)
-        self.image_combo.clear()
-        for layer in images:
-            self.image_combo.addItem(layer.name, id(layer))
-        if current in images:
-            self.image_combo.setCurrentIndex(images.index(current))
-        self.image_combo.blockSignals(False)
-        if images and (current not in images):
+        self.image_panel.show_images(images, current if current in images else None)
+        if images and current not in images:
             self.image_combo.setCurrentIndex(0)
             self._on_image_chosen(0)
         elif not images:
@@ -343,30 +254,10 @@ class SAMed2Widget(QWidget):
         self._update_enabled()
 
     def _refresh_axis_choices(self) -> None:
-        self.axis_combo.clear()
         state = self.state
-        if state is None:
-            return
-        layer = state.image
-        inference = infer_frame_axis(layer.data.shape, layer.rgb, layer.axis_labels)
-        if not inference.candidates:
-            self.axis_combo.addItem("single 2-D image", None)
-            self.axis_combo.setEnabled(False)
-            return
-        self.axis_combo.setEnabled(True)
-        if inference.needs_choice:
-            self.axis_combo.addItem("choose the axis to propagate along…", None)
-        for axis in inference.candidates:
-            kind = axis_kind(layer.axis_labels, axis)
-            label = str(layer.axis_labels[axis]) if axis < len(layer.axis_labels) else ""
-            # napari's default labels are "-3", "-2"…: not worth showing
-            named = f"'{label}', " if label and not label.lstrip("-").isdigit() else ""
-            self.axis_combo.addItem(
-                f"{kind} · axis {axis} ({named}{layer.data.shape[axis]} frames)", axis
-            )
-        for index in range(self.axis_combo.count()):
-            if self.axis_combo.itemData(index) == state.frame_axis:
-                self.axis_combo.setCurrentIndex(index)
+        self.image_panel.show_axes(
+            state.image if state else None, state.frame_axis if state else None
+        )
 
     def _on_axis_chosen(self, index: int) -> None:
         self.set_frame_axis(self.axis_combo.itemData(index))
@@ -389,19 +280,10 @@ class SAMed2Widget(QWidget):
         return [layer for layer in self.viewer.layers if isinstance(layer, Labels)]
 
     def _refresh_labels_choices(self) -> None:
-        self.labels_combo.clear()
-        self.labels_combo.addItem(NEW_LABELS, None)
         state = self.state
-        if state is None:
-            return
-        shape = self._label_shape(state.image)
-        for layer in self._labels_layers():
-            if tuple(layer.data.shape) == shape:
-                self.labels_combo.addItem(layer.name, id(layer))
-        if state.labels is not None:
-            for index in range(self.labels_combo.count()):
-                if self.labels_combo.itemData(index) == id(state.labels):
-                    self.labels_combo.setCurrentIndex(index)
+        self.image_panel.show_labels(
+            self._labels_layers(), state.image if state else None, state.labels if state else None
+        )
 
     def _on_labels_chosen(self, index: int) -> None:
         layer_id = self.labels_combo.itemData(index)
@@ -417,7 +299,7 @@ class SAMed2Widget(QWidget):
         if self.run is not None:
             show_warning("Stop the running propagation before changing the Labels layer.")
             return
-        shape = self._label_shape(state.image)
+        shape = label_shape(state.image)
         if tuple(layer.data.shape) != shape:
             show_error(
                 f"Labels layer {layer.name!r} has shape {tuple(layer.data.shape)}, but the image "
@@ -432,11 +314,6 @@ class SAMed2Widget(QWidget):
                 self.object_list.add(int(value), select=False)
         self._refresh_labels_choices()
 
-    @staticmethod
-    def _label_shape(image: Image) -> tuple[int, ...]:
-        shape = tuple(image.data.shape)
-        return shape[:-1] if image.rgb else shape
-
     def _connect_labels(self, layer: Labels) -> None:
         try:
             layer.events.paint.disconnect(self._on_paint)
@@ -448,11 +325,11 @@ class SAMed2Widget(QWidget):
     def _ensure_layers(self, state: ImageState) -> None:
         """Create the Labels and prompt layers of ``state`` where missing."""
         image = state.image
-        ndim = len(self._label_shape(image))
+        ndim = len(label_shape(image))
         obj_id = self.object_list.current_id() or 1
         if state.labels is None:
             state.labels = self.viewer.add_labels(
-                np.zeros(self._label_shape(image), dtype=np.int32),
+                np.zeros(label_shape(image), dtype=np.int32),
                 name=f"{image.name} SAMed-2",
                 scale=image.scale,
                 translate=image.translate,
@@ -498,7 +375,7 @@ class SAMed2Widget(QWidget):
         if self.run is not None:
             show_warning("Stop the running propagation before deleting an object.")
             return
-        if state.session is not None and obj_id in self._session_objects(state):
+        if state.session is not None and obj_id in state.object_ids():
             state.session.remove_object(obj_id)
         writer = self._writer(state) if state.labels is not None else None
         if writer is not None:
@@ -592,7 +469,7 @@ class SAMed2Widget(QWidget):
         state = self._require_state()
         if state is None or not self._ready(state):
             return
-        if not self._session_objects(state):
+        if not state.object_ids():
             show_error("Nothing to propagate yet: add a prompt and segment a frame first.")
             return
         frame = self.current_frame()
@@ -620,25 +497,13 @@ class SAMed2Widget(QWidget):
         session, writer = state.session, self._writer(state)
         steps: list = []
         accepted = []
-        confirmed = self._confirmed(state)
+        confirmed = state.confirmed()
         for frame, obj_id in pairs:
             mask = writer.frame(frame) == obj_id
             steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=False))
             accepted.append(AcceptedFrame(state.image.name, frame, obj_id, mask))
             confirmed.setdefault(obj_id, set()).add(frame)
-        corrected = sorted({frame for frame, _ in pairs})
-        anchors = sorted(set().union(*confirmed.values())) if confirmed else corrected
-        for frame in corrected:
-            if direction in ("forward", "both"):
-                later = [f for f in anchors if f > frame]
-                stop = (later[0] - 1) if later else None
-                if stop is None or stop > frame:
-                    steps.append(Segment("forward", start=frame, stop=stop))
-            if direction in ("backward", "both"):
-                earlier = [f for f in anchors if f < frame]
-                stop = (earlier[-1] + 1) if earlier else None
-                if stop is None or stop < frame:
-                    steps.append(Segment("backward", start=frame, stop=stop))
+        steps += correction_segments(sorted({frame for frame, _ in pairs}), confirmed, direction)
         self._start_run("correction", state, steps, protected=confirmed)
         self.accepted.emit(accepted)
 
@@ -669,7 +534,7 @@ class SAMed2Widget(QWidget):
         writer = self._writer(state)
         writer.begin_run()
         self._run_kind = kind
-        self._run_protected = self._confirmed(state) if protected is None else protected
+        self._run_protected = state.confirmed() if protected is None else protected
         total = self._expected_frames(state, steps)
         self._run_progress = progress(total=total, desc=f"SAMed-2: {kind}")
         self.run = EngineRun(
@@ -814,49 +679,16 @@ class SAMed2Widget(QWidget):
                 pass
 
     def _track(self) -> ConfidenceTrack:
-        state = self.state
         obj_id = self.object_list.current_id()
-        if state is None or obj_id is None:
+        if self.state is None or obj_id is None:
             return ConfidenceTrack()
-        num_frames = (
-            state.session.num_frames
-            if state.session is not None
-            else (state.image.data.shape[state.frame_axis] if state.frame_axis is not None else 1)
-        )
-        confidence, in_memory = {}, {}
-        for frame, result in state.results.items():
-            if obj_id in result.iou:
-                confidence[frame] = result.confidence[obj_id]
-                in_memory[frame] = bool(result.in_memory.get(obj_id, False))
-        confirmed = self._confirmed(state).get(obj_id, set())
-        return ConfidenceTrack(
-            num_frames, confidence, in_memory, set(confirmed), self._threshold(state)
-        )
+        return self.state.track(obj_id)
 
     def _refresh_confidence(self) -> None:
         obj_id = self.object_list.current_id()
         name = self.object_list.name_of(obj_id) if obj_id is not None else "no object"
         self.confidence.set_track(self._track(), title=f"confidence · {name}")
         self._on_step_changed()
-
-    def _threshold(self, state: ImageState) -> float:
-        settings = getattr(state.session, "settings", None)
-        memory = getattr(settings, "memory", None)
-        return float(getattr(memory, "gate_threshold", 0.5))
-
-    def _confirmed(self, state: ImageState) -> dict[int, set[int]]:
-        """Object id to the frames the user prompted or corrected."""
-        confirmed: dict[int, set[int]] = {}
-        session = state.session
-        if session is not None:
-            raw = session.confirmed_frames
-            if isinstance(raw, dict):
-                for obj_id, frames in raw.items():
-                    confirmed[int(obj_id)] = {int(f) for f in frames}
-            else:
-                for obj_id in self._session_objects(state):
-                    confirmed[obj_id] = {int(f) for f in raw}
-        return confirmed
 
     def _bank_text(self, state: ImageState) -> str:
         bank = getattr(state.session, "bank", None)
@@ -920,15 +752,6 @@ class SAMed2Widget(QWidget):
             state.writer = LabelsWriter(state.labels, state.geometry)
         return state.writer
 
-    def _session_objects(self, state: ImageState) -> list[int]:
-        session = state.session
-        if session is None:
-            return []
-        ids = getattr(session, "object_ids", None)
-        if ids is not None:
-            return [int(i) for i in ids]
-        return sorted({obj for result in state.results.values() for obj in result.masks})
-
     def _colour_of(self, obj_id: int) -> np.ndarray:
         state = self.state
         if state is not None and state.labels is not None:
@@ -957,8 +780,8 @@ class SAMed2Widget(QWidget):
             not running and self.state is not None and len(self.state.pending) > 0
         )
         self.stop_button.setEnabled(running)
-        if self.state is not None and self.state.frame_axis is None:
-            self.axis_combo.setEnabled(False)
+        if self.axis_combo.count() == 1 and self.axis_combo.itemData(0) is None:
+            self.axis_combo.setEnabled(False)  # a 2-D image: nothing to choose
 
     # Qt: stop the worker when the main window closes -----------------------------------------
 
@@ -970,37 +793,14 @@ class SAMed2Widget(QWidget):
 
     def _watch_closing(self, window: QWidget | None) -> None:
         if self._closing_filter is None and isinstance(window, QWidget):
-            self._closing_filter = _CloseWatcher(self)
+            self._closing_filter = WindowCloseWatcher(self.shutdown, parent=self)
             window.installEventFilter(self._closing_filter)
 
 
-class _CloseWatcher(QObject):
-    """Ends the widget's worker when the napari window closes."""
-
-    def __init__(self, widget: SAMed2Widget) -> None:
-        super().__init__(widget)
-        self.widget = widget
-
-    def eventFilter(self, watched, event) -> bool:  # Qt override
-        if event.type() == QEvent.Type.Close:
-            self.widget.shutdown()
-        return False
-
-
-def _call(widget: SAMed2Widget, method: str):
-    def handler(_viewer=None) -> None:
-        getattr(widget, method)()
-
-    handler.__name__ = method
-    handler.__doc__ = SHORTCUTS_DOC.get(method, method)
-    return handler
-
-
 def _bind(function, *args):
+    """``function`` with ``args`` bound, to call later in the worker thread."""
+
     def call():
         return function(*args)
 
     return call
-
-
-SHORTCUTS_DOC = {method: text for method, text in SHORTCUTS.values()}
