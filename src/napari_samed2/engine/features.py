@@ -157,10 +157,10 @@ class FrameEncoder:
 
     def features(self, frame: int) -> FrameFeatures:
         """The features of ``frame``, from the cache or by running the encoder on its pair."""
+        future = self._pending.pop(self.group(frame)[0], None)
         cached = self.cache.get(frame)
         if cached is not None:
             return cached
-        future = self._pending.pop(self.group(frame)[0], None)
         if future is not None:
             encoded = future.result()
         else:

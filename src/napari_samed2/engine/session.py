@@ -338,17 +338,21 @@ class PropagationSession:
                 out = track.cond[frame]
                 in_memory = True
             else:
-                out = self._infer(track, obj_id, frame, False, None, None, reverse, True)
                 if self.memory == "sam2":
+                    out = self._infer(track, obj_id, frame, False, None, None, reverse, True)
                     track.non_cond[frame] = out
                     in_memory = True
                 else:
-                    in_memory = passes_gate(out["iou"], out["score"], gate.gate_threshold)
+                    # the memory encoder runs only for frames that will be remembered
+                    out = self._infer(
+                        track, obj_id, frame, False, None, None, reverse, self._remember
+                    )
+                    in_memory = out["maskmem_features"] is not None
                     if in_memory:
                         track.non_cond[frame] = out
                     else:  # a stale memory of an earlier pass must not survive either
                         track.non_cond.pop(frame, None)
-                    if out["score"] > 0 and out["iou"] >= gate.bank_threshold:
+                    if in_memory and out["score"] > 0 and out["iou"] >= gate.bank_threshold:
                         self._offer_to_bank(track, obj_id, frame, out, "propagation")
             track.tracked[frame] = reverse
             self._fill(result, obj_id, out, in_memory, frame in track.confirmed)
@@ -448,10 +452,14 @@ class PropagationSession:
         point_inputs,
         mask_inputs,
         reverse: bool,
-        run_mem_encoder: bool,
+        run_mem_encoder: bool | Callable[[dict], bool],
         prev_logits=None,
     ) -> dict:
-        """One frame, one object: sam2's ``_track_step`` with the predicted IoU kept."""
+        """One frame, one object: sam2's ``_track_step`` with the predicted IoU kept.
+
+        ``run_mem_encoder`` may be a function of the output (``iou``, ``score``) deciding
+        whether to encode its memory.
+        """
         net = self.net
         feats = self.encoder.features(frame)
         vision_feats, pos_embeds, sizes = (
@@ -501,6 +509,8 @@ class PropagationSession:
                 "iou": float(ious.float().max()),
                 "score": float(score.float().reshape(-1)[0]),
             }
+            if callable(run_mem_encoder):
+                run_mem_encoder = run_mem_encoder(out)
             if run_mem_encoder:
                 features, pos_enc = net._encode_new_memory(
                     current_vision_feats=vision_feats,
@@ -511,6 +521,10 @@ class PropagationSession:
                 )
                 self._store_memory(out, features, pos_enc)
         return out
+
+    def _remember(self, out: dict) -> bool:
+        """The selective gate: whether a propagated frame enters the recent memory."""
+        return passes_gate(out["iou"], out["score"], self.settings.memory.gate_threshold)
 
     def _float_memory_view(self, track: _ObjectTrack, frame: int) -> dict[str, dict[int, dict]]:
         """sam2's output dicts with the mask memories near ``frame`` in the compute dtype.
@@ -543,10 +557,11 @@ class PropagationSession:
     ) -> torch.Tensor:
         """Memory-conditioned features from the selective memory.
 
-        Memories: the conditioning frames (closest first, as sam2), the ``num_maskmem - 1``
+        Memories: the ``max_conditioning`` closest conditioning frames, the ``recent_frames``
         nearest *remembered* frames on the already-tracked side (gated frames are skipped, so
         the memory holds the last confident frames rather than the last frames), and the top-k
-        long-term bank entries of this object. Object pointers come from the same frames.
+        long-term bank entries of this object (temporal slot of a conditioning frame). Object
+        pointers come from the conditioning and remembered frames, at their true distances.
         """
         net = self.net
         vision = feats.vision_feats[-1]
@@ -555,15 +570,15 @@ class PropagationSession:
         height, width = feats.feat_sizes[-1]
         num_maskmem = net.num_maskmem
 
-        selected, _ = select_closest_cond_frames(frame, track.cond, net.max_cond_frames_in_attn)
+        mem = self.settings.memory
+        selected, _ = select_closest_cond_frames(frame, track.cond, mem.max_conditioning)
         memories: list[tuple[int, torch.Tensor]] = [
             (0, out["maskmem_features"]) for out in selected.values()
         ]
         past = [f for f in track.non_cond if (f > frame if reverse else f < frame)]
         past.sort(key=lambda f: abs(f - frame))
-        for rank, past_frame in enumerate(past[: num_maskmem - 1], start=1):
+        for rank, past_frame in enumerate(past[: min(mem.recent_frames, num_maskmem - 1)], 1):
             memories.append((num_maskmem - rank, track.non_cond[past_frame]["maskmem_features"]))
-        mem = self.settings.memory
         if mem.top_k > 0 and len(self.bank):
             key = pooled_key(feats.image_embedding(), mem.key_size)
             for entry in self.bank.retrieve(key, mem.top_k, obj_id):

@@ -23,6 +23,13 @@ class MemorySettings:
         Maximum number of long-term bank entries (SAMed-2's released bank holds 640).
     top_k : int
         Bank entries retrieved per frame and object (0 disables retrieval).
+    recent_frames : int
+        Recent (gated) frames that join memory attention; sam2 uses ``num_maskmem - 1`` (6).
+        Fewer, confident memories are SAMed-2's point, and each one costs a full map of
+        memory-attention tokens (4096 at 1024 px).
+    max_conditioning : int
+        Prompted/corrected frames that join memory attention, the closest ones in time
+        (sam2 uses all of them).
     key_size : int
         Retrieval keys are the frame's image embedding average-pooled to ``key_size`` squared
         positions, so an entry costs kilobytes rather than the 4 MB of a full 64x64 map.
@@ -31,7 +38,9 @@ class MemorySettings:
     gate_threshold: float = 0.5
     bank_threshold: float = 0.8
     bank_capacity: int = 64
-    top_k: int = 2
+    top_k: int = 1
+    recent_frames: int = 3
+    max_conditioning: int = 2
     key_size: int = 8
 
     def __post_init__(self) -> None:
@@ -43,6 +52,10 @@ class MemorySettings:
             raise ValueError(f"bank_capacity must be >= 1, got {self.bank_capacity!r}")
         if int(self.top_k) < 0:
             raise ValueError(f"top_k must be >= 0, got {self.top_k!r}")
+        if int(self.recent_frames) < 0:
+            raise ValueError(f"recent_frames must be >= 0, got {self.recent_frames!r}")
+        if int(self.max_conditioning) < 1:
+            raise ValueError(f"max_conditioning must be >= 1, got {self.max_conditioning!r}")
         if int(self.key_size) < 1:
             raise ValueError(f"key_size must be >= 1, got {self.key_size!r}")
 
@@ -62,7 +75,8 @@ class SessionSettings:
         Encode frames in neighbouring pairs ``(2k, 2k+1)``. Always on for nets with a temporal
         adapter (they need true neighbours); for stock SAM2 it also halves encoder calls.
     prefetch : bool
-        Encode the next pair in a background thread while the current frame is decoded.
+        Encode the next pair in a background thread while memory attention and the decoder
+        run on the current frame (measured faster on 2 CPU cores: docs/benchmarks.md).
     percentiles : tuple of float
         Lower/upper percentiles for the intensity normalisation of non-uint8 data.
     """
@@ -70,7 +84,7 @@ class SessionSettings:
     memory: MemorySettings = field(default_factory=MemorySettings)
     cache_bytes: int = 2 * 1024**3
     pair_encoding: bool = True
-    prefetch: bool = False
+    prefetch: bool = True
     percentiles: tuple[float, float] = (0.5, 99.5)
 
     def __post_init__(self) -> None:
