@@ -261,6 +261,24 @@ def test_errors_are_notifications_and_the_widget_stays_usable(
     assert "evil.pt" in blocker.args[0] and blocker.args[0].startswith("Loading the model failed")
     assert widget.model is tiny_model and widget.model_picker.load_button.isEnabled()
 
+    # a good checkpoint loads in the worker and becomes the widget's model
+    from napari_samed2.model import save_checkpoint
+
+    good = save_checkpoint(
+        tmp_path / "mine.safetensors",
+        tiny_model.net,
+        config=tiny_model.config,
+        temporal_adapter=True,
+        preprocessing=tiny_model.preprocessing,
+        name="mine",
+    )
+    widget.model_picker.add_checkpoint(good)
+    widget.model_picker.device_combo.setCurrentText("cpu")
+    with qtbot.waitSignal(widget.model_picker.model_loaded, timeout=RUN_TIMEOUT_MS):
+        widget.model_picker.load_selected()
+    assert widget.model.name == "mine" and widget.model.source == good
+    assert "mine + temporal adapter · 256 px · cpu" in widget.model_picker.status.text()
+
     # after all that, segmenting works
     place_point(widget, 3, 20, 30)
     run(qtbot, widget, widget.segment_frame)
@@ -287,6 +305,10 @@ def test_2d_image_box_prompt_then_mask_prompt(make_napari_viewer, tiny_model, qt
     labels = widget.state.labels
     assert labels.data.shape == (64, 64)
     np.testing.assert_array_equal(labels.data == 1, session.results[0].masks[1])
+    # the object list shows each object in its label colour
+    swatch = widget.object_list.list.item(0).icon().pixmap(14, 14).toImage().pixelColor(7, 7)
+    expected_rgb = np.round(np.asarray(labels.get_color(1))[:3] * 255)
+    np.testing.assert_allclose([swatch.red(), swatch.green(), swatch.blue()], expected_rgb, atol=1)
 
     # a second object from a painted mask (no points, no box): the mask is the prompt
     second = widget.add_object()
@@ -349,3 +371,21 @@ def test_shortcuts_are_bound_on_the_viewer_and_t_toggles_the_point_sign(annotato
     assert points.feature_defaults["sign"][0] == "negative"
     points.add([2, 5, 5])
     assert list(points.features["sign"]) == ["positive", "negative"]
+
+
+def test_rgb_image_segments_into_a_2d_labels_layer(make_napari_viewer, tiny_model, qtbot):
+    viewer = make_napari_viewer()
+    rgb = np.zeros((48, 48, 3), dtype=np.uint8)
+    rgb[10:30, 12:34] = (200, 60, 60)
+    image = viewer.add_image(rgb, name="rgb")
+    assert image.rgb
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    widget.add_object()
+    widget.start_points()
+    widget.state.points.add([20, 22])
+    run(qtbot, widget, widget.segment_frame)
+    labels = widget.state.labels
+    assert labels.data.shape == (48, 48)
+    np.testing.assert_array_equal(labels.data == 1, widget.state.session.results[0].masks[1])

@@ -62,7 +62,7 @@ class ModelPicker(QWidget):
         self.load_button.clicked.connect(self.load_selected)
         self.model_combo.activated.connect(self._on_model_activated)
         self.worker = None
-        self._path: Path | None = None
+        self._bar: progress | None = None
 
     def _on_model_activated(self, index: int) -> None:
         if self.model_combo.itemData(index) is None:
@@ -92,21 +92,24 @@ class ModelPicker(QWidget):
         device = self.device_combo.currentText()
         self.load_button.setEnabled(False)
         self.status.setText(f"loading {Path(source).name} on {device}…")
-        bar = progress(total=0, desc=f"Loading {Path(source).name}")
+        self._bar = progress(total=0, desc=f"Loading {Path(source).name}")
         worker = create_worker(load_model, source, device, progressbar=False, _ignore_errors=True)
         self.worker = worker
-
-        def done() -> None:
-            bar.close()
-            self.worker = None
-            self.load_button.setEnabled(True)
-
         worker.returned.connect(self._on_loaded)
         worker.errored.connect(self._on_error)
-        worker.finished.connect(done)
+        worker.finished.connect(self._done)
         worker.start()
 
+    def _done(self) -> None:
+        """The load ended (either way): the picker is usable again (idempotent)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self.worker = None
+        self.load_button.setEnabled(True)
+
     def _on_loaded(self, loaded: LoadedModel) -> None:
+        self._done()
         self.show_model(loaded)
         self.model_loaded.emit(loaded)
 
@@ -118,6 +121,7 @@ class ModelPicker(QWidget):
         )
 
     def _on_error(self, error: Exception) -> None:
+        self._done()
         message = plain_message(error, "Loading the model failed")
         self.status.setText("no model loaded")
         show_error(message)
