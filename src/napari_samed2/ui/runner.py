@@ -31,12 +31,13 @@ class Segment:
 class Call:
     """An engine call returning one FrameResult (a prompt or a correction).
 
-    ``write`` says whether the GUI writes its masks into the Labels layer: a prompt's result is
-    written, a correction's is not (the user's painted mask already is there).
+    ``write`` names the objects whose masks the GUI writes into the Labels layer: a prompt
+    writes its own object only (other objects on that frame may hold unaccepted paint), a
+    correction writes nothing (the user's painted mask already is there).
     """
 
     function: Callable[[], object]
-    write: bool = True
+    write: tuple[int, ...] = ()
 
 
 class EngineRun:

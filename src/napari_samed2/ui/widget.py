@@ -440,10 +440,12 @@ class SAMed2Widget(QWidget):
         if not prompts.empty:
             if prompts.box is not None:
                 box = prompts.box
-                calls.append(Call(lambda: session.add_box(frame, obj_id, box)))
+                calls.append(Call(lambda: session.add_box(frame, obj_id, box), (obj_id,)))
             if len(prompts.points):
                 points, labels = prompts.points, prompts.labels
-                calls.append(Call(lambda: session.add_points(frame, obj_id, points, labels)))
+                calls.append(
+                    Call(lambda: session.add_points(frame, obj_id, points, labels), (obj_id,))
+                )
         else:
             mask = self._writer(state).frame(frame) == obj_id
             if not mask.any():
@@ -452,7 +454,7 @@ class SAMed2Widget(QWidget):
                     f"{frame}: place a point (+ point) or a box, or paint the object."
                 )
                 return
-            calls.append(Call(lambda: session.add_mask(frame, obj_id, mask)))
+            calls.append(Call(lambda: session.add_mask(frame, obj_id, mask), (obj_id,)))
         self._start_run("segment", state, calls)
 
     def propagate_forward(self) -> None:
@@ -500,7 +502,7 @@ class SAMed2Widget(QWidget):
         confirmed = state.confirmed()
         for frame, obj_id in pairs:
             mask = writer.frame(frame) == obj_id
-            steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=False))
+            steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=()))
             accepted.append(AcceptedFrame(state.image.name, frame, obj_id, mask))
             confirmed.setdefault(obj_id, set()).add(frame)
         steps += correction_segments(sorted({frame for frame, _ in pairs}), confirmed, direction)
@@ -569,7 +571,7 @@ class SAMed2Widget(QWidget):
         if writer is None or state.labels is None:
             return  # the Labels layer was deleted mid-run; the run is being stopped
         if isinstance(step, Call):
-            masks = result.masks if step.write else {}
+            masks = {obj: result.masks[obj] for obj in step.write if obj in result.masks}
         else:
             # never overwrite a frame the user confirmed, or one painted since the run began
             painted = state.pending.frames.get(result.frame, set())
