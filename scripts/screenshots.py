@@ -46,6 +46,28 @@ def settle(app, seconds: float = 0.3) -> None:
         time.sleep(0.02)
 
 
+def largest_inner_objects(labels: np.ndarray, count: int, margin: int) -> list[int]:
+    """Ids of the ``count`` largest objects that stay ``margin`` pixels off the border."""
+    inner = np.zeros_like(labels, dtype=bool)
+    inner[margin:-margin, margin:-margin] = True
+    sizes = {}
+    for obj_id in np.unique(labels[labels > 0]):
+        mask = labels == obj_id
+        if not (mask & ~inner).any():
+            sizes[int(obj_id)] = int(mask.sum())
+    return sorted(sizes, key=sizes.get, reverse=True)[:count]
+
+
+def worst_frame(predicted: np.ndarray, truth: np.ndarray, confirmed: set[int]) -> int:
+    """The unconfirmed slice where the object is present and the prediction's Dice lowest."""
+    candidates = [
+        (dice(predicted[f], truth[f]), f)
+        for f in range(truth.shape[0])
+        if truth[f].sum() > 30 and f not in confirmed
+    ]
+    return min(candidates)[1]
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     total = a.sum() + b.sum()
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
@@ -79,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # one click in the middle of each of the largest nuclei on the middle slice
     middle = image.shape[0] // 2
-    ids, sizes = np.unique(truth[middle][truth[middle] > 0], return_counts=True)
-    chosen = [int(i) for i in ids[np.argsort(sizes)[::-1][:NUCLEI]]]
+    chosen = largest_inner_objects(truth[middle], NUCLEI, margin=12)
     widget.go_to_frame(middle)
     objects = {}
     for number, truth_id in enumerate(chosen, start=1):
@@ -117,18 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     review = widget.confidence.parentWidget()
     save_png(qimage_to_array(review.grab().toImage()), args.out / "confidence.png")
 
-    # a correction in progress: grow nucleus 1 with the brush on a weak frame, not accepted yet
-    track = widget.confidence.track
-    weak = track.weak_frames()
-    frame = weak[0] if weak else middle + 4
+    # a correction in progress: on the slice where nucleus 1 is worst (against the ground
+    # truth), paint the part the model missed, and leave it waiting for "Accept"
+    frame = worst_frame(labels.data == 1, truth == objects[1], widget.state.confirmed()[1])
     widget.go_to_frame(frame)
-    rows, cols = np.nonzero(truth[frame] == objects[1])
-    if rows.size:
-        labels.selected_label = 1
-        labels.brush_size = 7
-        labels.mode = "paint"
-        for row, col in zip(rows[::15], cols[::15], strict=True):
-            labels.paint((frame, int(row), int(col)), 1)
+    missed = (truth[frame] == objects[1]) & (labels.data[frame] == 0)
+    labels.selected_label = 1
+    labels.brush_size = 5
+    labels.mode = "paint"
+    rows, cols = np.nonzero(missed)
+    step = max(1, rows.size // 40)
+    for row, col in zip(rows[::step], cols[::step], strict=True):
+        labels.paint((frame, int(row), int(col)), 1)
+    print(f"correction painted on slice {frame}: {widget.status.text()}")
     settle(app, 0.5)
     save_png(viewer.screenshot(canvas_only=False, flash=False), args.out / "correction.png")
     viewer.close()

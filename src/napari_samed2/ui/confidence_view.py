@@ -63,8 +63,8 @@ class ConfidenceStrip(QWidget):
 
     MARGIN_LEFT = 28
     MARGIN_RIGHT = 6
-    MARGIN_TOP = 30
-    MARGIN_BOTTOM = 14
+    MARGIN_TOP = 26
+    MARGIN_BOTTOM = 16
     LEGEND = (
         (REMEMBERED, "in memory"),
         (NOT_REMEMBERED, "not kept"),
@@ -216,12 +216,14 @@ class ConfidenceStrip(QWidget):
         painter.end()
 
     def _draw_legend(self, painter: QPainter) -> None:
+        """Colour keys on the bottom line, centred between the first and last frame numbers."""
         metrics = painter.fontMetrics()
-        x = float(self.width() - self.MARGIN_RIGHT)
-        for colour, text in reversed(self.LEGEND):
-            x -= metrics.horizontalAdvance(text)
+        widths = [14 + metrics.horizontalAdvance(text) for _, text in self.LEGEND]
+        gap = 10
+        x = (self.width() - (sum(widths) + gap * (len(widths) - 1))) / 2
+        baseline = self.height() - 2
+        for (colour, text), width in zip(self.LEGEND, widths, strict=True):
+            painter.fillRect(QRectF(x, baseline - 8, 8, 8), colour)
             painter.setPen(TEXT)
-            painter.drawText(QPointF(x, 12), text)
-            x -= 11
-            painter.fillRect(QRectF(x, 4, 8, 8), colour)
-            x -= 8
+            painter.drawText(QPointF(x + 11, baseline), text)
+            x += width + gap
