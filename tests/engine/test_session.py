@@ -227,3 +227,59 @@ def test_four_dimensional_stack_with_chosen_axis(small_net, video):
     np.testing.assert_array_equal(session.frames.read(0), frames[-1])
     session.add_points(0, 1, [[32, 40]], [1])
     assert len(list(session.propagate("forward", stop=2))) == 3
+
+
+def test_a_saved_bank_is_used_by_a_new_session(small_net, video, tmp_path):
+    from napari_samed2.engine import BankError, LongTermBank
+
+    frames, disks = video
+    first = _session(small_net, frames, memory="selective", gate_threshold=0.0)
+    first.add_points(0, 1, [[32, 20]], [1])
+    first.correct(6, 1, disks[6])
+    path = tmp_path / "cells.safetensors"
+    first.bank.save(path)
+
+    def run(bank):
+        session = PropagationSession(
+            small_net,
+            frames,
+            memory="selective",
+            settings=SessionSettings(memory=MemorySettings(gate_threshold=0.0, top_k=1)),
+            bank=bank,
+        )
+        session.add_points(0, 1, [[32, 20]], [1])
+        return [r.masks[1] for r in session.propagate("forward")]
+
+    without, with_bank = run(None), run(LongTermBank.load(path))
+    assert any(not np.array_equal(a, b) for a, b in zip(without, with_bank, strict=True))
+
+    other_net = build_model(small_config(mem_dim=16))
+    session = PropagationSession(other_net, frames, bank=LongTermBank.load(path))
+    session.add_points(0, 1, [[32, 20]], [1])
+    with pytest.raises(BankError, match="same model"):
+        list(session.propagate("forward"))
+
+
+def test_loaded_model_preprocessing_is_used(tmp_path, video):
+    """A LoadedModel brings its own preprocessing: no mean/std, mask threshold 0.5 (SAMed-2)."""
+    from napari_samed2.model import Preprocessing, load_model, save_checkpoint
+
+    frames, _ = video
+    config = small_config()
+    net = build_model(config, temporal_adapter=True)
+    path = save_checkpoint(
+        tmp_path / "tiny-samed2.safetensors",
+        net,
+        config=config,
+        temporal_adapter=True,
+        preprocessing=Preprocessing(image_size=256, mean=None, std=None, mask_threshold=0.5),
+        name="tiny-samed2",
+    )
+    model = load_model(path, device="cpu")
+    session = PropagationSession(model, frames)
+    assert session.mask_threshold == 0.5 and session.model_input.mean is None
+    image = session.frames.model_input(0, session.model_input)
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
+    session.add_points(0, 1, [[32, 20]], [1])
+    results = list(session.propagate("forward"))
+    assert len(results) == len(frames) and session.encoder.pairs

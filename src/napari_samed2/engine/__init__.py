@@ -10,7 +10,7 @@ from .errors import (
     UnsafeBankError,
 )
 from .features import FeatureCache, FrameEncoder, FrameFeatures
-from .frames import ConstantFrameWarning, FrameSource, ModelInput
+from .frames import ConstantFrameWarning, FrameSource, ModelInput, zoom_region
 from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
 from .results import DIRECTIONS, FrameResult, frame_order, frames_total
 from .session import PropagationSession
@@ -44,4 +44,5 @@ __all__ = [
     "pooled_key",
     "read_released_bank",
     "save_bank",
+    "zoom_region",
 ]

@@ -70,6 +70,9 @@ class PropagationSession:
         A long-term bank to use (and update unless frozen); a new empty one by default.
     rgb, position
         Passed to `FrameSource`.
+    region : (row0, col0, row1, col1), optional
+        Show the model only this part of every frame (a zoom for small objects, e.g. from
+        `frames.zoom_region`); prompts and masks stay in full-frame coordinates and shape.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class PropagationSession:
         bank: LongTermBank | None = None,
         rgb: bool | None = None,
         position: Sequence[int] | None = None,
+        region: Sequence[int] | None = None,
     ):
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
@@ -115,7 +119,12 @@ class PropagationSession:
             )
         self.net.eval()
         self.frames = FrameSource(
-            data, axis, rgb=rgb, position=position, percentiles=self.settings.percentiles
+            data,
+            axis,
+            rgb=rgb,
+            position=position,
+            percentiles=self.settings.percentiles,
+            region=region,
         )
         self.cache = FeatureCache(self.settings.cache_bytes)
         self.encoder = FrameEncoder(
@@ -217,7 +226,13 @@ class PropagationSession:
             raise PromptError(f"box {tuple(box)} must have row1 > row0 and col1 > col0")
         if row1 < 0 or col1 < 0 or row0 > rows or col0 > cols:
             raise PromptError(f"box {tuple(box)} lies outside the frame of shape {(rows, cols)}")
-        coords = np.array([[row0, col0], [row1, col1]])
+        top, left, bottom, right = self.frames.region
+        coords = np.array(
+            [
+                [np.clip(row0, top, bottom), np.clip(col0, left, right)],
+                [np.clip(row1, top, bottom), np.clip(col1, left, right)],
+            ]
+        )
         label_array = np.array([2, 3])
         if points is not None or labels is not None:
             extra, extra_labels = self._check_points(points, labels)
@@ -581,6 +596,7 @@ class PropagationSession:
             memories.append((num_maskmem - rank, track.non_cond[past_frame]["maskmem_features"]))
         if mem.top_k > 0 and len(self.bank):
             key = pooled_key(feats.image_embedding(), mem.key_size)
+            self.bank.check_compatible(tuple(memories[0][1].shape[1:]), tuple(key.shape))
             for entry in self.bank.retrieve(key, mem.top_k, obj_id):
                 memories.append((0, entry.features[None]))
 
@@ -662,10 +678,17 @@ class PropagationSession:
 
     def _fill(self, result: FrameResult, obj_id: int, out: dict, in_memory: bool, prompted: bool):
         logits = out["pred_masks"]
-        rows, cols = self.frame_shape
+        rows, cols = self.frames.region_shape
         if logits.shape[-2:] != (rows, cols):
             logits = F.interpolate(logits, size=(rows, cols), mode="bilinear", align_corners=False)
-        result.masks[obj_id] = (logits[0, 0] > self.mask_threshold).cpu().numpy()
+        inside = (logits[0, 0] > self.mask_threshold).cpu().numpy()
+        if (rows, cols) == self.frame_shape:
+            result.masks[obj_id] = inside
+        else:
+            row0, col0, row1, col1 = self.frames.region
+            mask = np.zeros(self.frame_shape, dtype=bool)
+            mask[row0:row1, col0:col1] = inside
+            result.masks[obj_id] = mask
         result.iou[obj_id] = out["iou"]
         result.object_score[obj_id] = out["score"]
         result.in_memory[obj_id] = in_memory
@@ -707,13 +730,23 @@ class PropagationSession:
             raise PromptError(
                 f"points {coords[outside].tolist()} lie outside the frame of shape {(rows, cols)}"
             )
+        row0, col0, row1, col1 = self.frames.region
+        off = (coords[:, 0] < row0) | (coords[:, 0] > row1) | (coords[:, 1] < col0)
+        off |= coords[:, 1] > col1
+        if off.any():
+            raise PromptError(
+                f"points {coords[off].tolist()} lie outside the session's region "
+                f"{self.frames.region}"
+            )
         return coords, label_array.astype(np.int32)
 
     def _point_inputs(self, coords: np.ndarray, labels: np.ndarray) -> dict:
         # sam2 takes (x, y) = (col, row), normalised by the frame size, then scaled to the
         # model's input size; the same tensor operations as the predictor keep it bit-exact.
-        xy = torch.tensor(coords[:, ::-1].copy(), dtype=torch.float32)[None]
-        rows, cols = self.frame_shape
+        row0, col0, _, _ = self.frames.region
+        local = coords - np.array([row0, col0])
+        xy = torch.tensor(local[:, ::-1].copy(), dtype=torch.float32)[None]
+        rows, cols = self.frames.region_shape
         xy = xy / torch.tensor([cols, rows]) * self.net.image_size
         return {
             "point_coords": xy.to(self.device),
@@ -728,7 +761,9 @@ class PropagationSession:
             )
         if array.dtype.kind not in "biuf":
             raise PromptError(f"mask must be boolean or numeric, got dtype {array.dtype}")
-        tensor = torch.from_numpy(np.ascontiguousarray(array > 0))[None, None].float()
+        row0, col0, row1, col1 = self.frames.region
+        inside = np.ascontiguousarray(array[row0:row1, col0:col1] > 0)
+        tensor = torch.from_numpy(inside)[None, None].float()
         size = int(self.net.image_size)
         if tensor.shape[-2:] != (size, size):
             tensor = F.interpolate(
