@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from npe2 import PluginManifest
 
 from napari_samed2.ui.samples import (
@@ -41,3 +42,17 @@ def test_skimage_cell_sample():
     [(image, meta, kind)] = skimage_cell_sample()
     assert kind == "image" and image.ndim == 2 and image.dtype == np.uint8
     assert meta["name"] == "cell"
+
+
+@pytest.mark.gui
+def test_napari_opens_the_widget_and_the_samples_through_the_manifest(make_napari_viewer):
+    from napari_samed2.ui import SAMed2Widget
+
+    viewer = make_napari_viewer()
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-samed2", "SAMed-2 annotator")
+    assert isinstance(widget, SAMed2Widget)
+    viewer.open_sample("napari-samed2", "moving-cells")
+    assert [layer.name for layer in viewer.layers] == ["moving cells", "moving cells ground truth"]
+    # the widget picked up the new image and inferred a time axis from the axis labels
+    assert widget.state.image is viewer.layers["moving cells"]
+    assert widget.axis_combo.currentText().startswith("T · axis 0 ('t', 24 frames)")

@@ -77,8 +77,6 @@ class SAMed2Widget(QWidget):
         self._closed = False
         self._build()
         self._connect_viewer()
-        # napari's main window (private name, no public handle); showEvent covers the rest
-        self._watch_closing(getattr(getattr(napari_viewer, "window", None), "_qt_window", None))
         self._refresh_image_choices()
         self._update_enabled()
 
@@ -533,6 +531,9 @@ class SAMed2Widget(QWidget):
     ) -> None:
         """Run ``steps`` in a worker; propagated masks never overwrite ``protected`` frames
         (object id to frames; default: the frames the user confirmed so far)."""
+        # docked by now: make sure closing napari's window ends the run (hidden windows get
+        # no showEvent, so this is the one place that always sees the main window)
+        self._watch_closing(self.window())
         writer = self._writer(state)
         writer.begin_run()
         self._run_kind = kind
@@ -794,7 +795,7 @@ class SAMed2Widget(QWidget):
             self._watch_closing(window)
 
     def _watch_closing(self, window: QWidget | None) -> None:
-        if self._closing_filter is None and isinstance(window, QWidget):
+        if self._closing_filter is None and isinstance(window, QWidget) and window is not self:
             self._closing_filter = WindowCloseWatcher(self.shutdown, parent=self)
             window.installEventFilter(self._closing_filter)
 
