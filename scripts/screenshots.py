@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari · SAMed-2", show=True)
     app = QApplication.instance()
-    viewer.window._qt_window.resize(*WINDOW)
+    viewer.window.resize(*WINDOW)
     (image, image_meta, _), (truth, truth_meta, _) = nuclei_volume_sample()
     layer = viewer.add_image(image, **image_meta)
     viewer.add_labels(truth, **truth_meta)
