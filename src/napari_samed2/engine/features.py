@@ -145,7 +145,8 @@ class FrameEncoder:
         self.encoder_calls = 0  # batches run through the encoder (tests and benchmarks read it)
         self._pos_maps: list[torch.Tensor] | None = None
         self._pending: dict[int, Future] = {}
-        self._pool = ThreadPoolExecutor(max_workers=1) if prefetch else None
+        self.prefetch_enabled = prefetch
+        self._pool: ThreadPoolExecutor | None = None  # made on first use
         self._encode_lock = threading.Lock()
 
     def group(self, frame: int) -> list[int]:
@@ -169,11 +170,13 @@ class FrameEncoder:
 
     def prefetch(self, frame: int) -> None:
         """Start encoding ``frame``'s pair in the background if it is not cached."""
-        if self._pool is None or not 0 <= frame < self.num_frames:
+        if not self.prefetch_enabled or not 0 <= frame < self.num_frames:
             return
         key = self.group(frame)[0]
         if key in self._pending or frame in self.cache:
             return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="samed2-encoder")
         self._pending[key] = self._pool.submit(self._encode_in_thread, self.group(frame))
 
     def close(self) -> None:
@@ -182,6 +185,7 @@ class FrameEncoder:
         self._pending.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+            self._pool = None
 
     def _encode_in_thread(self, frames: list[int]) -> dict[int, FrameFeatures]:
         return self._encode(frames)  # (inference mode is per thread: _encode enters it)
