@@ -1,0 +1,529 @@
+"""Evaluation of any model on data with ground truth, through the engine, with baselines.
+
+Suites (held-out synthetic sets, seeds from `EVAL_SEED` on, which training never draws):
+
+- ``2d``: one positive click per object (its most interior pixel) on 2-D images.
+- ``volume``: one click per object on the slice where it is largest, propagated both ways.
+- ``timelapse``: one click per object on the first frame where it is well inside the field
+  (at least half its largest area), tracked both ways through time.
+- ``small``: 8-20 px nuclei in large fields, whole field vs a crop around the click.
+- ``memory``: selective vs sam2 memory on sequences where some frames are noise or blank.
+
+Every click is also given to a seeded watershed and to scikit-image's random walker. All
+inference goes through `napari_samed2.engine.PropagationSession`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import synthetic
+from .baselines import random_walker_from_clicks, watershed_from_clicks
+from .clips import scale_intensity
+from .metrics import dice, equivalent_diameter, size_bucket
+from .prompts import centre_click
+
+EVAL_SEED = 10_000
+SUITES = ("2d", "volume", "timelapse", "small", "memory")
+MODEL = "model"
+WATERSHED = "watershed"
+RANDOM_WALKER = "random walker"
+CROP_SIZE = 128  # pixels of the window around a click in the "crop" strategy
+
+
+@dataclass
+class ObjectScore:
+    """The Dice of one object under one method."""
+
+    suite: str
+    kind: str
+    sample: int
+    obj_id: int
+    method: str
+    dice: float
+    diameter: float
+    seconds: float = 0.0
+
+
+@dataclass
+class EvaluationReport:
+    """All per-object scores, with the tables of the model card.
+
+    Attributes
+    ----------
+    model : str
+        The model's name.
+    scores : list of ObjectScore
+    settings : dict
+        What was run (suites, quick, seeds, device).
+    """
+
+    model: str
+    scores: list[ObjectScore] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    def mean(self, suite: str, method: str, kind: str | None = None) -> float:
+        values = [
+            s.dice
+            for s in self.scores
+            if s.suite == suite and s.method == method and (kind is None or s.kind == kind)
+        ]
+        return float(np.mean(values)) if values else float("nan")
+
+    def methods(self, suite: str) -> list[str]:
+        seen: list[str] = []
+        for score in self.scores:
+            if score.suite == suite and score.method not in seen:
+                seen.append(score.method)
+        return seen
+
+    def kinds(self, suite: str) -> list[str]:
+        seen: list[str] = []
+        for score in self.scores:
+            if score.suite == suite and score.kind not in seen:
+                seen.append(score.kind)
+        return seen
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Suite -> method -> mean Dice."""
+        return {
+            suite: {method: self.mean(suite, method) for method in self.methods(suite)}
+            for suite in SUITES
+            if self.methods(suite)
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "model": self.model,
+                "settings": self.settings,
+                "summary": self.summary(),
+                "scores": [asdict(s) for s in self.scores],
+            },
+            indent=1,
+        )
+
+    def to_markdown(self) -> str:
+        """The quality tables: mean Dice per suite and data kind, per method, with margins."""
+        lines = [f"### Evaluation of `{self.model}`", ""]
+        if self.settings:
+            lines += [
+                "Settings: "
+                + ", ".join(f"{k}={v}" for k, v in self.settings.items() if k != "suites"),
+                "",
+            ]
+        for suite in SUITES:
+            methods = self.methods(suite)
+            if not methods:
+                continue
+            lines += [f"#### {SUITE_TITLES[suite]}", ""]
+            lines += ["| data | objects | " + " | ".join(methods) + " |"]
+            lines += ["|---|---|" + "---|" * len(methods)]
+            for kind in [*self.kinds(suite), None]:
+                count = len(
+                    {
+                        (s.sample, s.obj_id, s.kind)
+                        for s in self.scores
+                        if s.suite == suite and (kind is None or s.kind == kind)
+                    }
+                )
+                cells = [f"{self.mean(suite, m, kind):.3f}" for m in methods]
+                label = kind if kind is not None else "**all**"
+                lines.append(f"| {label} | {count} | " + " | ".join(cells) + " |")
+            lines.append("")
+            if MODEL in methods or any(m.startswith(MODEL) for m in methods):
+                lines += self._margins(suite, methods)
+            if suite in ("small", "2d"):
+                lines += self._size_table(suite, methods)
+        return "\n".join(lines)
+
+    def _margins(self, suite: str, methods: list[str]) -> list[str]:
+        ours = [m for m in methods if m.startswith(MODEL)]
+        others = [m for m in methods if m in (WATERSHED, RANDOM_WALKER)]
+        if not ours or not others:
+            return []
+        out = []
+        for mine in ours:
+            parts = [
+                f"{self.mean(suite, mine) - self.mean(suite, other):+.3f} vs {other}"
+                for other in others
+            ]
+            out.append(f"Margin of {mine} (mean Dice): " + ", ".join(parts) + ".")
+        return [*out, ""]
+
+    def _size_table(self, suite: str, methods: list[str]) -> list[str]:
+        buckets: dict[str, dict[str, list[float]]] = {}
+        for score in self.scores:
+            if score.suite != suite:
+                continue
+            bucket = size_bucket(score.diameter)
+            buckets.setdefault(bucket, {}).setdefault(score.method, []).append(score.dice)
+        if not buckets:
+            return []
+        from .metrics import SIZE_BUCKETS
+
+        lines = [
+            f"Dice by object size ({SUITE_TITLES[suite]}; equivalent diameter in image pixels):",
+            "",
+            "| size | objects | " + " | ".join(methods) + " |",
+            "|---|---|" + "---|" * len(methods),
+        ]
+        for name, _, _ in SIZE_BUCKETS:
+            if name not in buckets:
+                continue
+            row = buckets[name]
+            count = max(len(v) for v in row.values())
+            cells = [f"{np.mean(row[m]):.3f}" if m in row else "-" for m in methods]
+            lines.append(f"| {name} | {count} | " + " | ".join(cells) + " |")
+        return [*lines, ""]
+
+
+SUITE_TITLES = {
+    "2d": "2-D, one positive click per object",
+    "volume": "Volumes, one prompted slice per object, propagated both ways",
+    "timelapse": "Time-lapses, one prompted frame per object, tracked both ways",
+    "small": "Small nuclei (8-20 px) in large fields: whole field vs crop around the click",
+    "memory": "Selective vs SAM2 memory, sequences with noisy and blank frames (clean frames)",
+}
+
+
+# -- held-out data ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalSet:
+    """Samples of one kind for one suite."""
+
+    suite: str
+    kind: str
+    samples: list[synthetic.SyntheticSample]
+
+
+def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_SEED):
+    """The evaluation data: seeds ``seed`` and up (training draws far below, from (0, step))."""
+    count = 1 if quick else 4
+    sets: list[EvalSet] = []
+    for suite in suites:
+        base = seed + 1000 * SUITES.index(suite)
+        seeds = range(base, base + count)
+        if suite == "2d":
+            for kind in ("nuclei", "cells", "tubes", "organs"):
+                generator = synthetic.GENERATORS[kind]
+                shape = (192, 192) if quick else (256, 256)
+                sets.append(EvalSet(suite, kind, [generator(shape=shape, seed=s) for s in seeds]))
+        elif suite == "volume":
+            shape = (16, 96, 96) if quick else (24, 128, 128)
+            for kind in ("nuclei-volume", "organ-volume"):
+                generator = synthetic.GENERATORS[kind]
+                sets.append(EvalSet(suite, kind, [generator(shape=shape, seed=s) for s in seeds]))
+        elif suite == "timelapse":
+            shape = (16, 96, 96) if quick else (24, 128, 128)
+            samples = [synthetic.moving_cells_timelapse(shape=shape, seed=s) for s in seeds]
+            sets.append(EvalSet(suite, "timelapse", samples))
+        elif suite == "small":
+            size = 384 if quick else 768
+            samples = [
+                synthetic.nuclei_image(shape=(size, size), seed=s, radius=(4.0, 10.0), density=0.1)
+                for s in seeds
+            ]
+            sets.append(EvalSet(suite, "nuclei 8-20 px", samples))
+        elif suite == "memory":
+            shape = (16, 96, 96) if quick else (24, 128, 128)
+            samples = [
+                corrupt_frames(synthetic.nuclei_volume(shape=shape, seed=s), seed=s) for s in seeds
+            ]
+            samples += [
+                corrupt_frames(
+                    synthetic.moving_cells_timelapse(shape=shape, seed=s, events=False), seed=s
+                )
+                for s in seeds
+            ]
+            sets.append(EvalSet(suite, "noisy/blank frames", samples))
+        else:
+            raise ValueError(f"unknown suite {suite!r}; expected one of {SUITES} or 'all'")
+    return sets
+
+
+def corrupt_frames(
+    sample: synthetic.SyntheticSample, seed: int, fraction: float = 0.25
+) -> synthetic.SyntheticSample:
+    """Replace ``fraction`` of the frames by pure noise or a blank (constant) frame.
+
+    The labels of corrupted frames are set to -1 (not scored): the object cannot be seen there;
+    what matters is whether the frames after them are still right.
+    """
+    rng = np.random.default_rng([seed, 7])
+    frames = sample.image.shape[0]
+    count = max(1, round(fraction * frames))
+    picks = rng.choice(np.arange(1, frames - 1), size=min(count, frames - 2), replace=False)
+    image = sample.image.copy()
+    labels = sample.labels.copy()
+    low, high = np.percentile(sample.image, (1, 99))
+    for frame in picks:
+        if rng.random() < 0.5:
+            image[frame] = rng.uniform(low, high, image.shape[1:]).astype(image.dtype)
+        else:
+            image[frame] = np.asarray(low, image.dtype)
+        labels[frame] = -1
+    events = dict(sample.events)
+    events["corrupted"] = sorted(int(p) for p in picks)
+    return synthetic.SyntheticSample(image, labels, sample.axis, sample.kind, events)
+
+
+# -- running ---------------------------------------------------------------------------------------
+
+
+def evaluate(
+    model,
+    suites: Iterable[str] = SUITES,
+    quick: bool = False,
+    baselines: bool = True,
+    seed: int = EVAL_SEED,
+    progress: Callable[[str], None] | None = None,
+) -> EvaluationReport:
+    """Evaluate ``model`` (a `LoadedModel`) on the held-out synthetic suites.
+
+    Parameters
+    ----------
+    model : LoadedModel
+        From `napari_samed2.model.load_model`.
+    suites : iterable of str
+        Some of `SUITES`.
+    quick : bool
+        One small sample per data kind (minutes on a laptop CPU) instead of four full ones.
+    baselines : bool
+        Also run the seeded watershed and the random walker on the same clicks.
+    progress : callable, optional
+        Called with a line of text per sample.
+    """
+    suites = list(suites)
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown suites {unknown}; expected some of {list(SUITES)}")
+    report = EvaluationReport(
+        model=getattr(model, "name", type(model).__name__),
+        settings={
+            "quick": quick,
+            "seed": seed,
+            "device": str(getattr(model, "device", "cpu")),
+            "suites": suites,
+        },
+    )
+    for eval_set in held_out_sets(suites, quick=quick, seed=seed):
+        for index, sample in enumerate(eval_set.samples):
+            started = time.perf_counter()
+            runner = RUNNERS[eval_set.suite]
+            report.scores += runner(model, sample, eval_set.kind, index, baselines)
+            if progress is not None:
+                progress(
+                    f"{eval_set.suite} {eval_set.kind} #{index}: "
+                    f"{time.perf_counter() - started:.1f} s"
+                )
+    return report
+
+
+def evaluate_data(
+    model,
+    image: np.ndarray,
+    labels: np.ndarray,
+    axis: int | None = None,
+    baselines: bool = True,
+    name: str = "data",
+) -> EvaluationReport:
+    """Evaluate on your own image (2-D, or a stack with ``axis=0``) and instance labels.
+
+    2-D data: one click per object; stacks: one click per object on its largest slice,
+    propagated both ways.
+    """
+    image, labels = np.asarray(image), np.asarray(labels)
+    if image.shape != labels.shape:
+        raise ValueError(f"image {image.shape} and labels {labels.shape} must have the same shape")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be 2-D or a 3-D stack, got {image.ndim} dimensions")
+    if image.ndim == 3 and axis not in (0, None):
+        image, labels = np.moveaxis(image, axis, 0), np.moveaxis(labels, axis, 0)
+    sample = synthetic.SyntheticSample(
+        image, labels.astype(np.int32), 0 if image.ndim == 3 else None
+    )
+    suite = "2d" if image.ndim == 2 else "volume"
+    report = EvaluationReport(getattr(model, "name", "model"), settings={"data": name})
+    report.scores = RUNNERS[suite](model, sample, name, 0, baselines)
+    return report
+
+
+def _clicks_on_frames(labels: np.ndarray, suite: str) -> dict[int, tuple[int, int, int]]:
+    """Object id -> (frame, row, col) of its one click."""
+    clicks = {}
+    for obj_id in [int(i) for i in np.unique(labels) if i > 0]:
+        mask = labels == obj_id
+        areas = mask.sum(axis=(1, 2))
+        if suite == "timelapse":
+            frame = int(np.flatnonzero(areas >= 0.5 * areas.max())[0])
+        else:
+            frame = int(np.argmax(areas))
+        x, y = centre_click(mask[frame]).coords[0].astype(int)
+        clicks[obj_id] = (frame, int(y), int(x))
+    return clicks
+
+
+def _run_2d(model, sample, kind, index, baselines) -> list[ObjectScore]:
+    from ..engine import PropagationSession
+
+    labels = sample.labels
+    clicks = {}
+    for obj_id in [int(i) for i in np.unique(labels) if i > 0]:
+        x, y = centre_click(labels == obj_id).coords[0].astype(int)
+        clicks[obj_id] = (int(y), int(x))
+    scores = []
+    started = time.perf_counter()
+    session = PropagationSession(model, sample.image, axis=0, memory="selective")
+    for obj_id, (row, col) in clicks.items():
+        result = session.add_points(0, obj_id, [[row, col]], [1])
+        truth = labels == obj_id
+        scores.append(
+            ObjectScore("2d", kind, index, obj_id, MODEL, dice(result.masks[obj_id], truth),
+                        equivalent_diameter(truth))
+        )  # fmt: skip
+    session.close()
+    elapsed = (time.perf_counter() - started) / max(1, len(clicks))
+    for score in scores:
+        score.seconds = elapsed
+    if baselines:
+        scores += _baselines("2d", kind, index, sample.image, labels, clicks)
+    return scores
+
+
+def _baselines(suite, kind, index, image, labels, clicks, scored=None) -> list[ObjectScore]:
+    scaled = scale_intensity(image)
+    scores = []
+    for method, function in (
+        (WATERSHED, watershed_from_clicks),
+        (RANDOM_WALKER, random_walker_from_clicks),
+    ):
+        started = time.perf_counter()
+        masks = function(scaled, clicks)
+        elapsed = (time.perf_counter() - started) / max(1, len(clicks))
+        for obj_id, mask in masks.items():
+            truth = labels == obj_id
+            valid = labels >= 0 if scored is None else scored
+            scores.append(
+                ObjectScore(suite, kind, index, obj_id, method, dice(mask[valid], truth[valid]),
+                            equivalent_diameter(truth), elapsed)
+            )  # fmt: skip
+    return scores
+
+
+def _run_stack(model, sample, kind, index, baselines, suite, memory="selective"):
+    from ..engine import PropagationSession
+
+    labels = sample.labels
+    clicks = _clicks_on_frames(np.where(labels > 0, labels, 0), suite)
+    if not clicks:
+        return []
+    started = time.perf_counter()
+    session = PropagationSession(model, sample.image, axis=0, memory=memory)
+    predicted = {}
+    # One object at a time, as a user prompts it: the session keeps the encoded frames between
+    # objects, and the reset (bank included) keeps one object's memories out of another's.
+    for obj_id, (frame, row, col) in clicks.items():
+        session.reset(bank=True)
+        session.add_points(frame, obj_id, [[row, col]], [1])
+        for _ in session.propagate(direction="both"):
+            pass
+        mask = np.zeros(labels.shape, bool)
+        for frame_index, result in session.results.items():
+            if obj_id in result.masks:
+                mask[frame_index] = result.masks[obj_id]
+        predicted[obj_id] = mask
+    session.close()
+    elapsed = (time.perf_counter() - started) / max(1, len(clicks))
+    valid = labels >= 0
+    method = MODEL if suite != "memory" else f"{MODEL} ({memory} memory)"
+    scores = [
+        ObjectScore(suite, kind, index, obj_id, method,
+                    dice(predicted[obj_id][valid], (labels == obj_id)[valid]),
+                    equivalent_diameter(labels == obj_id), elapsed)
+        for obj_id in clicks
+    ]  # fmt: skip
+    if baselines and suite != "memory":
+        scores += _baselines(suite, kind, index, sample.image, labels, clicks)
+    return scores
+
+
+def _run_volume(model, sample, kind, index, baselines):
+    return _run_stack(model, sample, kind, index, baselines, "volume")
+
+
+def _run_timelapse(model, sample, kind, index, baselines):
+    return _run_stack(model, sample, kind, index, baselines, "timelapse")
+
+
+def _run_memory(model, sample, kind, index, baselines):
+    scores = []
+    for memory in ("selective", "sam2"):
+        scores += _run_stack(model, sample, kind, index, False, "memory", memory=memory)
+    return scores
+
+
+def _run_small(model, sample, kind, index, baselines) -> list[ObjectScore]:
+    """Whole-field clicks vs clicks on a `CROP_SIZE` window around each click."""
+    from ..engine import PropagationSession
+
+    labels = sample.labels
+    ids = [i for i in (int(v) for v in np.unique(labels)) if i > 0]
+    truths = {i: labels == i for i in ids}
+    ids = [i for i in ids if 8 <= equivalent_diameter(truths[i]) < 20]
+    scores = []
+    session = PropagationSession(model, sample.image, axis=0, memory="selective")
+    clicks = {}
+    for obj_id in ids:
+        x, y = centre_click(truths[obj_id]).coords[0].astype(int)
+        clicks[obj_id] = (int(y), int(x))
+        result = session.add_points(0, obj_id, [[y, x]], [1])
+        scores.append(
+            ObjectScore("small", kind, index, obj_id, f"{MODEL} (whole field)",
+                        dice(result.masks[obj_id], truths[obj_id]),
+                        equivalent_diameter(truths[obj_id]))
+        )  # fmt: skip
+    session.close()
+    # Intensity scaling comes from the whole field, as the engine would see it.
+    scaled = scale_intensity(sample.image)
+    for obj_id, (row, col) in clicks.items():
+        window, (top, left) = crop_around(scaled, row, col, CROP_SIZE)
+        crop_session = PropagationSession(model, window, axis=0, memory="selective")
+        result = crop_session.add_points(0, obj_id, [[row - top, col - left]], [1])
+        crop_session.close()
+        mask = np.zeros(labels.shape, bool)
+        mask[top : top + window.shape[0], left : left + window.shape[1]] = result.masks[obj_id]
+        scores.append(
+            ObjectScore("small", kind, index, obj_id, f"{MODEL} (crop {CROP_SIZE} px)",
+                        dice(mask, truths[obj_id]), equivalent_diameter(truths[obj_id]))
+        )  # fmt: skip
+    if baselines and clicks:
+        scores += _baselines("small", kind, index, sample.image, labels, clicks)
+    return scores
+
+
+def crop_around(image: np.ndarray, row: int, col: int, size: int):
+    """A ``size`` x ``size`` window of ``image`` centred on (row, col), moved inside the image.
+
+    Returns the window and its top-left corner.
+    """
+    rows, cols = image.shape[:2]
+    top = int(np.clip(row - size // 2, 0, max(0, rows - size)))
+    left = int(np.clip(col - size // 2, 0, max(0, cols - size)))
+    return image[top : top + size, left : left + size], (top, left)
+
+
+RUNNERS = {
+    "2d": _run_2d,
+    "volume": _run_volume,
+    "timelapse": _run_timelapse,
+    "small": _run_small,
+    "memory": _run_memory,
+}

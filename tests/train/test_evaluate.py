@@ -1,0 +1,117 @@
+"""Evaluation: baselines on clear images, corrupted frames, crops, reports, the command."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from napari_samed2.model import build_model, small_config
+from napari_samed2.train.baselines import random_walker_from_clicks, watershed_from_clicks
+from napari_samed2.train.commands import add_evaluate_parser, run_evaluate
+from napari_samed2.train.evaluate import (
+    MODEL,
+    WATERSHED,
+    EvaluationReport,
+    ObjectScore,
+    corrupt_frames,
+    crop_around,
+    evaluate_data,
+)
+from napari_samed2.train.metrics import dice
+from napari_samed2.train.synthetic import Degradation, nuclei_image, nuclei_volume
+
+CLEAR = Degradation(blur_sigma=0.5, illumination=0.0, photons=0, read_noise=0.0, background=0.05)
+
+
+def _discs():
+    yy, xx = np.mgrid[:96, :96]
+    labels = np.zeros((96, 96), np.int32)
+    labels[(yy - 30) ** 2 + (xx - 30) ** 2 <= 12**2] = 1
+    labels[(yy - 60) ** 2 + (xx - 66) ** 2 <= 16**2] = 2
+    image = np.where(labels > 0, 0.9, 0.1).astype(np.float32)
+    image += np.random.default_rng(0).normal(0, 0.02, image.shape).astype(np.float32)
+    return image, labels, {1: (30, 30), 2: (60, 66)}
+
+
+def test_baselines_segment_clear_discs_from_one_click_each():
+    image, labels, clicks = _discs()
+    for function in (watershed_from_clicks, random_walker_from_clicks):
+        masks = function(image, clicks)
+        assert set(masks) == {1, 2}
+        for obj_id in clicks:
+            assert dice(masks[obj_id], labels == obj_id) > 0.9, function.__name__
+
+
+def test_watershed_follows_a_clicked_nucleus_through_a_volume():
+    sample = nuclei_volume(shape=(12, 64, 64), seed=2, degradation=CLEAR)
+    obj_id = sample.object_ids[0]
+    mask = sample.labels == obj_id
+    z = int(np.argmax(mask.sum(axis=(1, 2))))
+    y, x = np.argwhere(mask[z]).mean(axis=0).astype(int)
+    if not mask[z, y, x]:
+        y, x = np.argwhere(mask[z])[0]
+    result = watershed_from_clicks(sample.image.astype(np.float32) / 4000, {obj_id: (z, y, x)})
+    assert dice(result[obj_id], mask) > 0.6
+    assert result[obj_id].any(axis=(1, 2)).sum() > 1  # not only the clicked slice
+
+
+def test_baselines_refuse_clicks_of_the_wrong_dimension():
+    image, _, _ = _discs()
+    with pytest.raises(ValueError, match="2 coordinates"):
+        watershed_from_clicks(image, {1: (1, 2, 3)})
+
+
+def test_corrupt_frames_hides_labels_only_where_frames_are_replaced():
+    sample = nuclei_volume(shape=(12, 48, 48), seed=1)
+    corrupted = corrupt_frames(sample, seed=3, fraction=0.25)
+    frames = corrupted.events["corrupted"]
+    assert len(frames) == 3 and 0 not in frames and 11 not in frames
+    for frame in range(12):
+        if frame in frames:
+            assert (corrupted.labels[frame] == -1).all()
+            assert not np.array_equal(corrupted.image[frame], sample.image[frame])
+        else:
+            np.testing.assert_array_equal(corrupted.labels[frame], sample.labels[frame])
+            np.testing.assert_array_equal(corrupted.image[frame], sample.image[frame])
+
+
+def test_crop_around_stays_inside_and_contains_the_click():
+    image = np.arange(300 * 200).reshape(300, 200)
+    window, (top, left) = crop_around(image, 5, 190, 128)
+    assert window.shape == (128, 128) and (top, left) == (0, 72)
+    assert window[5 - top, 190 - left] == image[5, 190]
+
+
+def test_report_tables_show_means_and_margins():
+    scores = [
+        ObjectScore("2d", "nuclei", 0, 1, MODEL, 0.9, 15.0),
+        ObjectScore("2d", "nuclei", 0, 2, MODEL, 0.7, 30.0),
+        ObjectScore("2d", "nuclei", 0, 1, WATERSHED, 0.6, 15.0),
+        ObjectScore("2d", "nuclei", 0, 2, WATERSHED, 0.6, 30.0),
+    ]
+    report = EvaluationReport("test-model", scores)
+    assert report.summary() == {"2d": {MODEL: pytest.approx(0.8), WATERSHED: pytest.approx(0.6)}}
+    text = report.to_markdown()
+    assert "| nuclei | 2 | 0.800 | 0.600 |" in text
+    assert "+0.200 vs watershed" in text
+    assert "| 12-20 px | 1 | 0.900 | 0.600 |" in text
+
+
+def test_evaluate_data_runs_the_engine_and_baselines_on_user_data():
+    sample = nuclei_image(shape=(96, 96), seed=4, degradation=CLEAR)
+    net = build_model(small_config(), temporal_adapter=True)
+    report = evaluate_data(net, sample.image, sample.labels, name="mine")
+    objects = len(sample.object_ids)
+    assert {s.method for s in report.scores} == {MODEL, WATERSHED, "random walker"}
+    assert len(report.scores) == 3 * objects
+    assert all(0.0 <= s.dice <= 1.0 for s in report.scores)
+    assert report.mean("2d", WATERSHED) > 0.7  # clear nuclei: the baseline works
+
+
+def test_evaluate_command_rejects_unknown_suites(capsys):
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers())
+    args = parser.parse_args(["evaluate", "--suite", "nonsense"])
+    assert args.func is run_evaluate
+    assert args.func(args) == 2
+    assert "nonsense" in capsys.readouterr().err
