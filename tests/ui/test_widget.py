@@ -389,3 +389,20 @@ def test_rgb_image_segments_into_a_2d_labels_layer(make_napari_viewer, tiny_mode
     labels = widget.state.labels
     assert labels.data.shape == (48, 48)
     np.testing.assert_array_equal(labels.data == 1, widget.state.session.results[0].masks[1])
+
+
+def test_deleting_the_image_mid_run_stops_the_run(annotator, qtbot):
+    viewer, image, widget = annotator
+    widget.add_object()
+    place_point(widget, 0, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    session = widget.state.session
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        widget.propagate_forward()
+        engine_run = widget.run
+        qtbot.waitUntil(lambda: engine_run.frames_done >= 1, timeout=RUN_TIMEOUT_MS)
+        viewer.layers.remove(image)
+    assert blocker.args[0]["stopped"] and blocker.args[0]["error"] is None
+    assert engine_run.ended.is_set() and engine_run.frames_done < 10
+    assert widget.state is None and widget.run is None and widget.states == {}
+    assert session.results, "the frames computed before the stop stay in the session"

@@ -192,7 +192,9 @@ class SAMed2Widget(QWidget):
         for key, state in list(self.states.items()):
             if state.image is layer:
                 if self.run is not None and state is self.state:
-                    self.stop()
+                    self.run.stop()
+                    self.run.wait(30.0)  # at most the frame being computed
+                state.close_session()
                 del self.states[key]
                 if state is self.state:
                     self.state = None
