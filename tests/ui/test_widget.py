@@ -406,3 +406,25 @@ def test_deleting_the_image_mid_run_stops_the_run(annotator, qtbot):
     assert engine_run.ended.is_set() and engine_run.frames_done < 10
     assert widget.state is None and widget.run is None and widget.states == {}
     assert session.results, "the frames computed before the stop stay in the session"
+
+
+def test_memory_mode_and_gate(annotator, qtbot):
+    _viewer, _image, widget = annotator
+    widget.add_object()
+    place_point(widget, 3, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    session = widget.state.session
+    assert session.memory == "selective" and widget.gate_spin.isEnabled()
+    # the gate acts on the live session and on the strip's threshold line
+    widget.gate_spin.setValue(0.8)
+    assert session.settings.memory.gate_threshold == pytest.approx(0.8)
+    assert widget.confidence.track.threshold == pytest.approx(0.8)
+    labels_before = widget.state.labels.data.copy()
+    # stock SAM2 memory: a new session (labels kept), gate not applicable
+    widget.memory_combo.setCurrentIndex(widget.memory_combo.findData("sam2"))
+    widget.set_memory_mode("sam2")
+    assert widget.state.session is None and not widget.gate_spin.isEnabled()
+    np.testing.assert_array_equal(widget.state.labels.data, labels_before)
+    run(qtbot, widget, widget.segment_frame)
+    assert widget.state.session.memory == "sam2"
+    assert widget.state.session.settings.memory.gate_threshold == pytest.approx(0.8)

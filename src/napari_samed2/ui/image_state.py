@@ -41,6 +41,8 @@ class ImageState:
         Latest result per frame (all objects), for the confidence view.
     pending : PendingCorrections
         User edits not accepted yet.
+    memory, gate_threshold
+        Memory mode (``"selective"`` or ``"sam2"``) and gate of the next session.
     """
 
     image: Image
@@ -55,6 +57,8 @@ class ImageState:
     results: dict[int, object] = field(default_factory=dict)
     pending: PendingCorrections = field(default_factory=PendingCorrections)
     writer: LabelsWriter | None = None
+    memory: str = "selective"
+    gate_threshold: float = 0.5
 
     def reset_session(self) -> None:
         """Forget the engine session (model, axis or slice changed); layers and objects stay."""
@@ -91,9 +95,9 @@ class ImageState:
         }
 
     def threshold(self) -> float:
-        """The memory's confidence threshold (the session's gate; 0.5 before a session)."""
+        """The memory's confidence threshold (the session's gate once there is one)."""
         if self.session is None:
-            return 0.5
+            return self.gate_threshold
         return float(self.session.settings.memory.gate_threshold)
 
     def num_frames(self) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -26,6 +27,7 @@ from .objects import ObjectList
 from .shortcuts import SHORTCUTS
 
 NEW_LABELS = "new Labels layer"
+MEMORY_CHOICES = (("selective", "selective (SAMed-2)"), ("sam2", "stock SAM2"))
 CORRECTION_DIRECTIONS = ("both", "forward", "backward")
 
 
@@ -167,7 +169,28 @@ class ActionsPanel(QGroupBox):
             (self.accept_button, "Shift-C"),
         ):
             button.setToolTip(f"{SHORTCUTS[key][1].capitalize()} ({key})")
+        self.memory_combo = QComboBox()
+        for mode, text in MEMORY_CHOICES:
+            self.memory_combo.addItem(text, mode)
+        self.memory_combo.setToolTip(
+            "selective: only frames above the gate enter the memory, corrections and confident "
+            "frames join a long-term bank (SAMed-2). stock SAM2: every frame is remembered. "
+            "Changing it restarts the image's session (labels stay)."
+        )
+        self.gate_spin = QDoubleSpinBox()
+        self.gate_spin.setRange(0.0, 1.0)
+        self.gate_spin.setSingleStep(0.05)
+        self.gate_spin.setDecimals(2)
+        self.gate_spin.setValue(0.5)
+        self.gate_spin.setPrefix("gate ")
+        self.gate_spin.setToolTip(
+            "Confidence a frame needs to enter the memory (and the line on the confidence "
+            "strip); frames under it are 'weak'"
+        )
         grid = QGridLayout(self)
+        grid.addWidget(QLabel("Memory"), 4, 0)
+        grid.addWidget(self.memory_combo, 4, 1)
+        grid.addWidget(self.gate_spin, 4, 2)
         grid.addWidget(self.segment_button, 0, 0, 1, 3)
         grid.addWidget(self.backward_button, 1, 0)
         grid.addWidget(self.both_button, 1, 1)

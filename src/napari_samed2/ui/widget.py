@@ -16,7 +16,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
-from ..engine import PropagationSession
+from ..engine import MemorySettings, PropagationSession, SessionSettings
 from ..model import LoadedModel
 from .confidence_view import ConfidenceTrack
 from .corrections import AcceptedFrame, correction_segments, painted_frames
@@ -107,6 +107,8 @@ class SAMed2Widget(QWidget):
         self.stop_button = actions.stop_button
         self.accept_button = actions.accept_button
         self.direction_combo = actions.direction_combo
+        self.memory_combo = actions.memory_combo
+        self.gate_spin = actions.gate_spin
         self.confidence = self.review_panel.confidence
         self.weak_button = self.review_panel.weak_button
         self.status = self.review_panel.status
@@ -142,6 +144,10 @@ class SAMed2Widget(QWidget):
         self.accept_button.clicked.connect(self.accept_correction)
         self.weak_button.clicked.connect(self.next_weak_frame)
         self.confidence.frame_clicked.connect(self.go_to_frame)
+        self.memory_combo.activated.connect(
+            lambda index: self.set_memory_mode(self.memory_combo.itemData(index))
+        )
+        self.gate_spin.valueChanged.connect(self.set_gate_threshold)
 
     def _connect_viewer(self) -> None:
         layers = self.viewer.layers
@@ -165,6 +171,47 @@ class SAMed2Widget(QWidget):
             state.reset_session()
         self._refresh_confidence()
         self._update_enabled()
+
+    def set_memory_mode(self, mode: str) -> None:
+        """``"selective"`` (SAMed-2) or ``"sam2"`` for the current image (restarts its session)."""
+        state = self._require_state()
+        if state is None or mode == state.memory:
+            return
+        if self.run is not None:
+            show_warning("Stop the running propagation before changing the memory.")
+            self._show_memory(state)
+            return
+        state.memory = mode
+        if state.session is not None:
+            state.reset_session()
+            self.status.setText(
+                f"Memory is now {mode}: segment a frame again to start (labels are kept)."
+            )
+        self._show_memory(state)
+        self._refresh_confidence()
+
+    def set_gate_threshold(self, value: float) -> None:
+        """Confidence a frame needs to enter the memory (live for the current session)."""
+        state = self.state
+        if state is None:
+            return
+        state.gate_threshold = float(value)
+        if state.session is not None:
+            state.session.settings.memory.gate_threshold = float(value)
+        self._show_memory(state)
+        self._refresh_confidence()
+
+    def _show_memory(self, state: ImageState | None) -> None:
+        if state is None:
+            return
+        self.memory_combo.blockSignals(True)
+        self.gate_spin.blockSignals(True)
+        index = self.memory_combo.findData(state.memory)
+        self.memory_combo.setCurrentIndex(max(index, 0))
+        self.gate_spin.setValue(state.gate_threshold)
+        self.gate_spin.setEnabled(state.memory == "selective")
+        self.memory_combo.blockSignals(False)
+        self.gate_spin.blockSignals(False)
 
     # =========================================================================================
     # image, axis, labels
@@ -250,6 +297,7 @@ class SAMed2Widget(QWidget):
                 self.object_list.select(state.selected)
         self._refresh_axis_choices()
         self._refresh_labels_choices()
+        self._show_memory(state)
         self._refresh_confidence()
         self._update_enabled()
 
@@ -738,8 +786,16 @@ class SAMed2Widget(QWidget):
             return False
         if state.session is None or geometry != state.geometry:
             try:
+                settings = SessionSettings(
+                    memory=MemorySettings(gate_threshold=state.gate_threshold)
+                )
                 session = PropagationSession(
-                    self.model, geometry.stack(state.image.data), axis=0, rgb=state.image.rgb
+                    self.model,
+                    geometry.stack(state.image.data),
+                    axis=0,
+                    memory=state.memory,
+                    settings=settings,
+                    rgb=state.image.rgb,
                 )
             except (ValueError, RuntimeError, MemoryError) as error:
                 show_error(plain_message(error, "This image cannot be segmented"))
@@ -777,6 +833,8 @@ class SAMed2Widget(QWidget):
             self.labels_combo,
             self.object_list,
             self.model_picker,
+            self.memory_combo,
+            self.gate_spin,
         ):
             widget.setEnabled(not running)
         for widget in (self.segment_button, self.forward_button, self.backward_button):
@@ -785,6 +843,8 @@ class SAMed2Widget(QWidget):
             not running and self.state is not None and len(self.state.pending) > 0
         )
         self.stop_button.setEnabled(running)
+        if self.state is not None and self.state.memory != "selective":
+            self.gate_spin.setEnabled(False)  # stock SAM2 remembers every frame
         if self.axis_combo.count() == 1 and self.axis_combo.itemData(0) is None:
             self.axis_combo.setEnabled(False)  # a 2-D image: nothing to choose
 
