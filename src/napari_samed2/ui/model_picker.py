@@ -7,7 +7,7 @@ from pathlib import Path
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -38,7 +38,7 @@ class ModelPicker(QWidget):
             self.model_combo.setItemData(
                 self.model_combo.count() - 1,
                 REGISTRY[name].description,
-                3,  # ToolTipRole
+                Qt.ItemDataRole.ToolTipRole,
             )
         self.model_combo.addItem(BROWSE, None)
         self.model_combo.setToolTip(
