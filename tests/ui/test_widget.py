@@ -328,6 +328,7 @@ def test_4d_stack_asks_for_the_axis_and_writes_one_slice(make_napari_viewer, tin
     widget = SAMed2Widget(viewer)
     viewer.window.add_dock_widget(widget)
     widget.set_model(tiny_model)
+    assert "choose the axis to propagate along" in error_messages()[-1]
     assert widget.axis_combo.itemData(0) is None  # "choose the axis…"
     assert widget.axis_combo.isEnabled() and widget.axis_combo.count() == 3
     assert widget.state.frame_axis is None

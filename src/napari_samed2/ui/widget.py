@@ -280,6 +280,11 @@ class SAMed2Widget(QWidget):
             inference = infer_frame_axis(layer.data.shape, layer.rgb, layer.axis_labels)
             state.frame_axis = inference.default
             self.states[id(layer)] = state
+            if inference.needs_choice:
+                show_info(
+                    f"{layer.name!r} has {len(inference.candidates) + 2} dimensions: choose the "
+                    "axis to propagate along in 'Frame axis'."
+                )
         self._show_state(state)
 
     def _save_objects(self) -> None:
