@@ -163,8 +163,11 @@ def test_stop_leaves_later_frames_unchanged(annotator, qtbot):
     before = labels.data.copy()
     done: list[int] = []
 
+    bar: list[tuple[int, int]] = []
+
     def stop_after_two(frame: int) -> None:
         done.append(frame)
+        bar.append((widget._run_progress.n, widget._run_progress.total))
         if len(done) == 2:
             widget.stop()
 
@@ -174,6 +177,8 @@ def test_stop_leaves_later_frames_unchanged(annotator, qtbot):
     # Stop ends within one frame: at most one frame arrives after the one that asked
     assert 2 <= len(done) <= 3
     assert done == list(range(len(done)))
+    # napari's progress bar counts frames done out of the run's total
+    assert bar == [(n, 10) for n in range(1, len(done) + 1)]
     untouched = [f for f in range(image.data.shape[0]) if f not in done]
     np.testing.assert_array_equal(labels.data[untouched], before[untouched])
     session = widget.state.session

@@ -73,6 +73,8 @@ class EngineRun:
         self._error: BaseException | None = None
         self.frames_done = 0
         self.worker = None
+        self._in_result = False
+        self._finish_pending = False
 
     def start(self) -> None:
         worker = create_worker(self._work, _ignore_errors=True)  # errors go to on_finished
@@ -126,16 +128,26 @@ class EngineRun:
     # -- GUI thread ----------------------------------------------------------------------------
 
     def _on_yielded(self, item) -> None:
+        self._in_result = True
         try:
             self.frames_done += 1
             self.on_result(*item)
         finally:
+            self._in_result = False
             self._credits.release()
+            if self._finish_pending:
+                self._finish_pending = False
+                self.on_finished(self._error)
 
     def _on_errored(self, error: BaseException) -> None:
         self._error = error
 
     def _on_finished(self) -> None:
+        # A result handler that lets Qt process events (napari's progress bar does) could let
+        # "finished" in before it returns: finish only once the handler is done.
+        if self._in_result:
+            self._finish_pending = True
+            return
         self.on_finished(self._error)
 
 
