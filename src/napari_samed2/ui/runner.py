@@ -73,7 +73,7 @@ class EngineRun:
         self._error: BaseException | None = None
         self.frames_done = 0
         self.worker = None
-        self._in_result = False
+        self._handlers_running = 0
         self._finish_pending = False
 
     def start(self) -> None:
@@ -128,14 +128,14 @@ class EngineRun:
     # -- GUI thread ----------------------------------------------------------------------------
 
     def _on_yielded(self, item) -> None:
-        self._in_result = True
+        self._handlers_running += 1  # a counter: handlers may nest through processEvents
         try:
             self.frames_done += 1
             self.on_result(*item)
         finally:
-            self._in_result = False
+            self._handlers_running -= 1
             self._credits.release()
-            if self._finish_pending:
+            if self._finish_pending and self._handlers_running == 0:
                 self._finish_pending = False
                 self.on_finished(self._error)
 
@@ -145,7 +145,7 @@ class EngineRun:
     def _on_finished(self) -> None:
         # A result handler that lets Qt process events (napari's progress bar does) could let
         # "finished" in before it returns: finish only once the handler is done.
-        if self._in_result:
+        if self._handlers_running:
             self._finish_pending = True
             return
         self.on_finished(self._error)
