@@ -638,11 +638,12 @@ class SAMed2Widget(QWidget):
             }
         if masks:
             writer.write_run_frame(result.frame, masks)
-        if self._run_progress is not None:
-            self._run_progress.update(1)
         if state is self.state:
             self._refresh_confidence()
         self.frame_done.emit(int(result.frame))
+        if self._run_progress is not None:
+            # last: napari's progress bar may process events, i.e. run the next frame's handler
+            self._run_progress.update(1)
 
     def _on_run_finished(self, state: ImageState, error: BaseException | None) -> None:
         run, self.run = self.run, None
