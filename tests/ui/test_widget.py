@@ -92,10 +92,13 @@ def test_user_story(annotator, qtbot):
     assert track.num_frames == 10 and sorted(track.confidence) == list(range(10))
     assert track.confidence[7] == pytest.approx(session.results[7].confidence[10])
 
-    # the whole run is one undo step, and redo brings it back
-    labels.undo()
+    # the whole run is one undo step (Ctrl-Z, napari's Labels binding), redo brings it back
+    from napari.layers import Labels
+    from napari.utils.key_bindings import coerce_keybinding
+
+    Labels.class_keymap[coerce_keybinding("Control-Z")](labels)
     np.testing.assert_array_equal(labels.data, after_segment)
-    labels.redo()
+    Labels.class_keymap[coerce_keybinding("Control-Shift-Z")](labels)
     np.testing.assert_array_equal(labels.data, after_propagation)
 
     # correct frame 7: paint a disk, accept, re-propagate forward up to the end
