@@ -4,8 +4,8 @@
         [--model samed2-nano|PATH] [--out docs/images]
 
 It drives the real annotator on the synthetic nuclei volume exactly as a user would: one
-positive click per nucleus on the middle slice, segment, propagate both ways, then paint a
-correction. It writes:
+positive click per nucleus on the slice showing most nuclei, segment, propagate both ways,
+then paint a correction. It writes:
 
 - ``annotator.png``: the widget docked beside the propagated volume;
 - ``confidence.png``: the review panel (per-frame confidence of one nucleus);
@@ -99,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     widget.set_model(load_model(args.model, "cpu", progressbar=False))
     widget.select_image(layer)
 
-    # one click in the middle of each of the largest nuclei on the middle slice
-    middle = image.shape[0] // 2
-    chosen = largest_inner_objects(truth[middle], NUCLEI, margin=12)
+    # one click in the middle of each of the largest nuclei, on the slice that shows most
+    middle = max(
+        range(4, image.shape[0] - 4),
+        key=lambda f: sum(
+            int((truth[f] == i).sum()) for i in largest_inner_objects(truth[f], NUCLEI, 8)
+        ),
+    )
+    chosen = largest_inner_objects(truth[middle], NUCLEI, margin=8)
     widget.go_to_frame(middle)
     objects = {}
     for number, truth_id in enumerate(chosen, start=1):
