@@ -19,6 +19,7 @@ from qtpy.QtWidgets import (
 
 from ..model import DEFAULT_MODEL, REGISTRY, LoadedModel, available_devices, load_model
 from .messages import plain_message
+from .panels import shrinkable
 
 BROWSE = "Local checkpoint…"
 
@@ -31,7 +32,7 @@ class ModelPicker(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model_combo = QComboBox()
+        self.model_combo = shrinkable(QComboBox())
         names = sorted(REGISTRY, key=lambda name: (name != DEFAULT_MODEL, name))
         for name in names:
             self.model_combo.addItem(name, name)
@@ -45,7 +46,7 @@ class ModelPicker(QWidget):
             "Registry models download on first use (SAMed-2 needs a manual download); "
             "choose 'Local checkpoint…' for a .pt/.pth/.safetensors file"
         )
-        self.device_combo = QComboBox()
+        self.device_combo = shrinkable(QComboBox(), 5)
         self.device_combo.addItems(["auto", *available_devices()])
         self.device_combo.setToolTip("auto: CUDA, then Apple MPS, then CPU")
         self.load_button = QPushButton("Load model")

@@ -27,7 +27,7 @@ from .objects import ObjectList
 from .shortcuts import SHORTCUTS
 
 NEW_LABELS = "new Labels layer"
-MEMORY_CHOICES = (("selective", "selective (SAMed-2)"), ("sam2", "stock SAM2"))
+MEMORY_CHOICES = (("selective", "selective"), ("sam2", "stock SAM2"))
 CORRECTION_DIRECTIONS = ("both", "forward", "backward")
 
 
@@ -35,6 +35,13 @@ def label_shape(image: Image) -> tuple[int, ...]:
     """Shape of a Labels layer for ``image`` (the channel axis of RGB images dropped)."""
     shape = tuple(image.data.shape)
     return shape[:-1] if image.rgb else shape
+
+
+def shrinkable(combo: QComboBox, characters: int = 8) -> QComboBox:
+    """Let ``combo`` be narrower than its longest item (the dock can be narrow)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    return combo
 
 
 def _select_data(combo: QComboBox, value) -> None:
@@ -49,13 +56,13 @@ class ImagePanel(QGroupBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Image", parent)
-        self.image_combo = QComboBox()
+        self.image_combo = shrinkable(QComboBox())
         self.image_combo.setToolTip("The image layer to segment")
-        self.axis_combo = QComboBox()
+        self.axis_combo = shrinkable(QComboBox())
         self.axis_combo.setToolTip(
             "Axis walked by propagation: Z for volumes, T for time-lapses (asked for 4-D data)"
         )
-        self.labels_combo = QComboBox()
+        self.labels_combo = shrinkable(QComboBox())
         self.labels_combo.setToolTip(
             "Where masks are written. Choosing an existing Labels layer keeps its other labels "
             "untouched; its label ids become objects."
@@ -149,12 +156,12 @@ class ActionsPanel(QGroupBox):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Segment and propagate", parent)
         self.segment_button = QPushButton("Segment frame  ⇧S")
-        self.backward_button = QPushButton("◀ Backward  ⇧B")
+        self.backward_button = QPushButton("◀ Back  ⇧B")
         self.both_button = QPushButton("◀▶ Both  ⇧D")
-        self.forward_button = QPushButton("Forward ▶  ⇧F")
+        self.forward_button = QPushButton("Fwd ▶  ⇧F")
         self.stop_button = QPushButton("■ Stop  ⇧X")
         self.accept_button = QPushButton("Accept correction  ⇧C")
-        self.direction_combo = QComboBox()
+        self.direction_combo = shrinkable(QComboBox(), 5)
         self.direction_combo.addItems(CORRECTION_DIRECTIONS)
         self.direction_combo.setToolTip(
             "Direction in which an accepted correction is re-propagated (up to the next "
@@ -169,7 +176,7 @@ class ActionsPanel(QGroupBox):
             (self.accept_button, "Shift-C"),
         ):
             button.setToolTip(f"{SHORTCUTS[key][1].capitalize()} ({key})")
-        self.memory_combo = QComboBox()
+        self.memory_combo = shrinkable(QComboBox())
         for mode, text in MEMORY_CHOICES:
             self.memory_combo.addItem(text, mode)
         self.memory_combo.setToolTip(
@@ -182,10 +189,10 @@ class ActionsPanel(QGroupBox):
         self.gate_spin.setSingleStep(0.05)
         self.gate_spin.setDecimals(2)
         self.gate_spin.setValue(0.5)
-        self.gate_spin.setPrefix("gate ")
+        self.gate_spin.setPrefix("≥ ")
         self.gate_spin.setToolTip(
-            "Confidence a frame needs to enter the memory (and the line on the confidence "
-            "strip); frames under it are 'weak'"
+            "Gate: the confidence a frame needs to enter the memory (the dashed line of the "
+            "confidence strip); frames under it are 'weak'"
         )
         grid = QGridLayout(self)
         grid.addWidget(QLabel("Memory"), 4, 0)

@@ -13,7 +13,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
 from ..engine import MemorySettings, PropagationSession, SessionSettings
@@ -120,11 +120,12 @@ class SAMed2Widget(QWidget):
         column.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(400)
+        self.setMinimumWidth(400)  # the scroll area only scrolls vertically
 
         self.image_combo.currentIndexChanged.connect(self._on_image_chosen)
         self.axis_combo.activated.connect(self._on_axis_chosen)
