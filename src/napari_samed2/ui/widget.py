@@ -75,6 +75,7 @@ class SAMed2Widget(QWidget):
         self._run_protected: dict[int, set[int]] = {}
         self._closing_filter: WindowCloseWatcher | None = None
         self._closed = False
+        self._connected_labels: set[int] = set()
         self._build()
         self._connect_viewer()
         self._refresh_image_choices()
@@ -369,12 +370,15 @@ class SAMed2Widget(QWidget):
         self._refresh_labels_choices()
 
     def _connect_labels(self, layer: Labels) -> None:
-        try:
-            layer.events.paint.disconnect(self._on_paint)
-        except (TypeError, ValueError, RuntimeError):
-            pass
+        """Listen to the user's edits (corrections) and colour changes of ``layer``, once."""
+        if id(layer) in self._connected_labels:
+            return
+        self._connected_labels.add(id(layer))
         layer.events.paint.connect(self._on_paint)
-        layer.events.colormap.connect(lambda _=None: self.object_list.refresh_colours())
+        layer.events.colormap.connect(self._on_labels_colours)
+
+    def _on_labels_colours(self, event=None) -> None:
+        self.object_list.refresh_colours()
 
     def _ensure_layers(self, state: ImageState) -> None:
         """Create the Labels and prompt layers of ``state`` where missing."""
