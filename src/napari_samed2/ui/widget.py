@@ -76,6 +76,7 @@ class SAMed2Widget(QWidget):
         self._closing_filter: WindowCloseWatcher | None = None
         self._closed = False
         self._connected_labels: set[int] = set()
+        self.demo_script = None  # set by ui.demo.show_demo, kept alive with the widget
         self._build()
         self._connect_viewer()
         self._refresh_image_choices()
