@@ -106,8 +106,15 @@ class LabelsWriter:
     def run_open(self) -> bool:
         return self._run_open
 
-    def write_run_frame(self, frame: int, masks: dict[int, np.ndarray]) -> None:
-        """Write one propagated frame now; it joins the run's single undo step."""
+    def write_run_frame(
+        self, frame: int, masks: dict[int, np.ndarray], refresh: bool = True
+    ) -> None:
+        """Write one propagated frame now; it joins the run's single undo step.
+
+        ``refresh=False`` skips redrawing: right for a frame the viewer does not show (napari
+        reads the new data when the user goes there), and it keeps the canvas from repainting
+        once per frame.
+        """
         if not self._run_open:
             raise RuntimeError("write_run_frame outside a run: call begin_run first")
         index = self.geometry.frame_index(frame)
@@ -120,7 +127,8 @@ class LabelsWriter:
             return
         with self._own_writes():
             self.layer.data[index] = merged
-            self.layer.refresh()
+            if refresh:
+                self.layer.refresh()
 
     def end_run(self) -> bool:
         """Close the run: record everything it wrote as one undo step. Returns True if changed."""

@@ -643,7 +643,8 @@ class SAMed2Widget(QWidget):
                 if result.frame not in self._run_protected.get(obj, ()) and obj not in painted
             }
         if masks:
-            writer.write_run_frame(result.frame, masks)
+            on_screen = state is self.state and result.frame == self.current_frame()
+            writer.write_run_frame(result.frame, masks, refresh=on_screen)
         if state is self.state:
             self._refresh_confidence()
         self.frame_done.emit(int(result.frame))
