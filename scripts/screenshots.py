@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--box", action="store_true", help="also draw a box around each nucleus (not just click)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -117,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         nearest = np.argmin((rows - centre[0]) ** 2 + (cols - centre[1]) ** 2)
         widget.start_points()
         widget.state.points.add([middle, rows[nearest], cols[nearest]])
+        if args.box:
+            r0, c0, r1, c1 = rows.min() - 2, cols.min() - 2, rows.max() + 2, cols.max() + 2
+            corners = [(r0, c0), (r0, c1), (r1, c1), (r1, c0)]
+            widget.state.boxes.add_rectangles([[middle, r, c] for r, c in corners])
         widget.segment_frame()
         wait_for_run(app, widget)
         objects[obj_id] = truth_id

@@ -308,11 +308,21 @@ def test_2d_image_box_prompt_then_mask_prompt(make_napari_viewer, tiny_model, qt
     boxes = widget.state.boxes
     assert viewer.layers.selection.active is boxes and boxes.mode == "add_rectangle"
     boxes.add_rectangles(np.array([[10, 12], [40, 44]]))
+    widget.start_points("negative")
+    widget.state.points.add([20, 20])
     run(qtbot, widget, widget.segment_frame)
     session = widget.state.session
     labels = widget.state.labels
     assert labels.data.shape == (64, 64)
     np.testing.assert_array_equal(labels.data == 1, session.results[0].masks[1])
+    # the box and the click went to the engine together, as one prompt
+    from napari_samed2.engine import PropagationSession
+
+    direct = PropagationSession(tiny_model, cell).add_box(
+        0, 1, (10, 12, 40, 44), np.array([[20.0, 20.0]]), np.array([0])
+    )
+    np.testing.assert_array_equal(session.results[0].masks[1], direct.masks[1])
+    assert session.results[0].iou[1] == pytest.approx(direct.iou[1])
     # the object list shows each object in its label colour
     swatch = widget.object_list.list.item(0).icon().pixmap(14, 14).toImage().pixelColor(7, 7)
     expected_rgb = np.round(np.asarray(labels.get_color(1))[:3] * 255)

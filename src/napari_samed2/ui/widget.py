@@ -497,14 +497,15 @@ class SAMed2Widget(QWidget):
         session = state.session
         calls = []
         if not prompts.empty:
-            if prompts.box is not None:
-                box = prompts.box
-                calls.append(Call(lambda: session.add_box(frame, obj_id, box), (obj_id,)))
-            if len(prompts.points):
-                points, labels = prompts.points, prompts.labels
-                calls.append(
-                    Call(lambda: session.add_points(frame, obj_id, points, labels), (obj_id,))
-                )
+            # one engine call: a later call on the same frame would replace the earlier prompt
+            box, points, labels = prompts.box, prompts.points, prompts.labels
+            if box is not None and len(points):
+                call = _bind(session.add_box, frame, obj_id, box, points, labels)
+            elif box is not None:
+                call = _bind(session.add_box, frame, obj_id, box)
+            else:
+                call = _bind(session.add_points, frame, obj_id, points, labels)
+            calls.append(Call(call, (obj_id,)))
         else:
             mask = self._writer(state).frame(frame) == obj_id
             if not mask.any():
@@ -513,7 +514,7 @@ class SAMed2Widget(QWidget):
                     f"{frame}: place a point (+ point) or a box, or paint the object."
                 )
                 return
-            calls.append(Call(lambda: session.add_mask(frame, obj_id, mask), (obj_id,)))
+            calls.append(Call(_bind(session.add_mask, frame, obj_id, mask), (obj_id,)))
         self._start_run("segment", state, calls)
 
     def propagate_forward(self) -> None:
