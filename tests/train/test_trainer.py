@@ -8,7 +8,7 @@ import torch
 
 from napari_samed2.model import build_model, load_model, small_config
 from napari_samed2.train.clips import ClipSampler, scale_intensity
-from napari_samed2.train.tracking import PromptSettings, track_clip
+from napari_samed2.train.tracking import PromptSettings, _tracked_objects, track_clip
 from napari_samed2.train.trainer import (
     TrainSettings,
     export_weights,
@@ -63,20 +63,45 @@ def test_clip_sampler_is_deterministic_and_masks_are_nonempty_on_the_prompted_fr
     assert 0.0 <= float(first.images.min()) and float(first.images.max()) <= 1.0
 
 
+def test_several_objects_per_clip_share_the_clip_and_the_first_ones_are_tracked():
+    sampler = ClipSampler(image_size=128, num_frames=2, batch_size=2, seed=3, objects_per_clip=3)
+    clip = sampler.batch(0)
+    assert clip.images.shape[:2] == (2, 2) and clip.masks.shape == (6, 2, 128, 128)
+    assert clip.object_clips().tolist() == [0, 0, 0, 1, 1, 1]
+    assert _tracked_objects(clip.object_clips(), 2).tolist() == [0, 1, 3, 4]
+    assert _tracked_objects(clip.object_clips(), 0).tolist() == list(range(6))
+
+
 def test_a_few_steps_on_one_clip_reduce_the_loss():
     torch.manual_seed(0)
     net = build_model(TINY, temporal_adapter=True).train()
-    sampler = ClipSampler(image_size=128, num_frames=2, batch_size=2, seed=1, mix={"nuclei": 1})
+    sampler = ClipSampler(
+        image_size=128,
+        num_frames=2,
+        batch_size=1,
+        seed=1,
+        mix={"nuclei": 1},
+        objects_per_clip=2,
+        field_sizes=(96,),
+    )
     clip = sampler.batch(0)
     optimizer = torch.optim.AdamW(net.parameters(), lr=2e-3)
-    settings = PromptSettings(mask=0.0, box=0.0, negative=0.0, correct_other_frame=0.0)
+    settings = PromptSettings(
+        mask=0.0,
+        box=0.0,
+        negative=0.0,
+        correct_other_frame=0.0,
+        tracked_per_clip=1,
+        click_task=True,
+    )
     losses = []
-    for step in range(8):
+    for step in range(6):
         outcome = track_clip(net, clip, np.random.default_rng(step), settings)
         optimizer.zero_grad()
         outcome.loss.total.backward()
         optimizer.step()
         losses.append(float(outcome.loss.total.detach()))
+        assert 0.0 <= outcome.click_dice <= 1.0
     assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3])
     # the adapters are trained with the rest
     adapter = net.image_encoder.trunk.blocks[0].adapter.linear_up.weight
@@ -84,17 +109,17 @@ def test_a_few_steps_on_one_clip_reduce_the_loss():
 
 
 def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path):
-    settings = _tiny_settings()
+    settings = _tiny_settings(steps=3, checkpoint_every=1)
     whole = train(settings, tmp_path / "whole", device="cpu", progress=False)
     train(settings, tmp_path / "split", device="cpu", stop_after=2, progress=False)
     resumed = train(settings, tmp_path / "split", device="cpu", progress=False)
-    assert resumed.steps_done == whole.steps_done == 4
+    assert resumed.steps_done == whole.steps_done == 3
     for (name, a), (_, b) in zip(
         whole.net.state_dict().items(), resumed.net.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
     log = read_log(tmp_path / "split")
-    assert [line["step"] for line in log] == [1, 2, 3, 4]
+    assert [line["step"] for line in log] == [1, 2, 3]
     assert all(np.isfinite(line["total"]) for line in log)
 
 

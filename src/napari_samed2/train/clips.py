@@ -1,8 +1,10 @@
-"""Training clips: short runs of neighbouring slices or frames with one object's masks.
+"""Training clips: short runs of neighbouring slices or frames with several objects' masks.
 
 A clip is drawn from a synthetic sample (2-D images become clips of shifted crops), scaled to
 [0, 1] exactly as the engine scales stacks (`scale_intensity`), and resized to the network's
-input size. Each batch item is its own clip, so the batch tracks independent objects.
+input size. Several objects are tracked in each clip: the image encoder (the expensive part)
+runs once per frame, the prompt encoder, decoder and memory once per object, as in SAM's own
+training where many masks share one image embedding.
 """
 
 from __future__ import annotations
@@ -39,18 +41,32 @@ class Clip:
     images : torch.Tensor
         ``(B, T, 3, S, S)`` float32 in [0, 1].
     masks : torch.Tensor
-        ``(B, T, S, S)`` bool, the tracked object in each frame (may be empty on some frames).
+        ``(N, T, S, S)`` bool, each tracked object in each frame (may be empty on some frames).
     kinds : list of str
-        The generator of each item.
+        The generator of each clip.
+    clip_index : torch.Tensor, optional
+        ``(N,)`` int64, the clip each object belongs to; ``None`` means object ``i`` is in clip
+        ``i`` (one object per clip).
     """
 
     images: torch.Tensor
     masks: torch.Tensor
     kinds: list[str]
+    clip_index: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return self.images.shape[0]
+
+    @property
+    def num_objects(self) -> int:
+        return self.masks.shape[0]
+
+    def object_clips(self) -> torch.Tensor:
+        """``(N,)`` the clip of each object."""
+        if self.clip_index is None:
+            return torch.arange(self.num_objects)
+        return self.clip_index
 
     @property
     def num_frames(self) -> int:
@@ -109,6 +125,8 @@ class ClipSampler:
         Relative frequency per generator name (`synthetic.GENERATORS`).
     field_sizes : tuple of int
         Sizes of the generated fields before resizing to ``S``; they set the objects' scale.
+    objects_per_clip : int
+        Objects tracked per clip (drawn without replacement while there are enough).
     """
 
     def __init__(
@@ -119,7 +137,11 @@ class ClipSampler:
         seed: int = 0,
         mix: dict[str, float] | None = None,
         field_sizes: tuple[int, ...] = (64, 96, 128, 160, 192, 256),
+        objects_per_clip: int = 1,
     ):
+        if objects_per_clip < 1:
+            raise ValueError(f"objects_per_clip must be >= 1, got {objects_per_clip}")
+        self.objects_per_clip = objects_per_clip
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         mix = dict(mix or DEFAULT_MIX)
@@ -141,17 +163,21 @@ class ClipSampler:
     def batch(self, index: int) -> Clip:
         """Batch number ``index`` (deterministic)."""
         rng = np.random.default_rng([self.seed, index])
-        images, masks, kinds = [], [], []
-        for _ in range(self.batch_size):
-            kind, stack, mask = self._one_clip(rng)
+        images, masks, kinds, owners = [], [], [], []
+        for clip in range(self.batch_size):
+            kind, stack, object_masks = self._one_clip(rng)
             images.append(stack)
-            masks.append(mask)
+            masks.append(object_masks)
             kinds.append(kind)
-        return Clip(torch.stack(images), torch.stack(masks), kinds)
+            owners += [clip] * object_masks.shape[0]
+        return Clip(
+            torch.stack(images), torch.cat(masks), kinds, torch.tensor(owners, dtype=torch.long)
+        )
 
     # -- one clip ------------------------------------------------------------------------------
 
     def _one_clip(self, rng: np.random.Generator) -> tuple[str, torch.Tensor, torch.Tensor]:
+        """A clip: its kind, frames ``(T, 3, S, S)`` and object masks ``(K, T, S, S)``."""
         for _ in range(50):
             kind = str(rng.choice(self.kinds, p=self.weights))
             frames, labels = self._raw_clip(kind, rng)
@@ -166,9 +192,10 @@ class ClipSampler:
             usable = np.flatnonzero(areas >= MIN_OBJECT_AREA)
             if usable.size == 0:
                 continue
-            pick = int(rng.choice(usable))
+            count = self.objects_per_clip
+            picks = rng.choice(usable, size=count, replace=usable.size < count)
             rgb = images[:, None].expand(-1, 3, -1, -1).contiguous()
-            return kind, rgb, resized[:, pick]
+            return kind, rgb, resized[:, picks].permute(1, 0, 2, 3).contiguous()
         raise RuntimeError("could not draw a clip with a usable object in 50 tries")
 
     def _raw_clip(self, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -21,11 +21,20 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "Checkpoints and a JSON-lines log go to RUN_DIR as training goes.",
     )
     parser.add_argument("--run-dir", required=True, type=Path, help="folder for last.pt/log.jsonl")
-    parser.add_argument("--steps", type=int, default=2600)
+    parser.add_argument("--steps", type=int, default=1600)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--frames", type=int, default=4, help="frames per clip (even)")
+    parser.add_argument("--objects", type=int, default=8, help="objects drawn per clip")
+    parser.add_argument(
+        "--tracked", type=int, default=2, help="objects tracked through each clip (0: all)"
+    )
+    parser.add_argument(
+        "--no-click-task",
+        action="store_true",
+        help="skip SAM's image task (every object prompted on every frame, decoder only)",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -42,10 +51,10 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> int:
     from .trainer import TrainSettings, export_weights, train
 
-    if args.frames < 1 or args.batch_size < 1 or args.steps < 1:
+    if min(args.frames, args.batch_size, args.steps, args.objects) < 1:
         print(
-            f"error: --frames ({args.frames}), --batch-size ({args.batch_size}) and --steps "
-            f"({args.steps}) must be >= 1",
+            f"error: --frames ({args.frames}), --batch-size ({args.batch_size}), --objects "
+            f"({args.objects}) and --steps ({args.steps}) must be >= 1",
             file=sys.stderr,
         )
         return 2
@@ -53,6 +62,9 @@ def run_train(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch_size=args.batch_size,
         num_frames=args.frames,
+        objects_per_clip=args.objects,
+        tracked_per_clip=args.tracked,
+        click_task=not args.no_click_task,
         lr=args.lr,
         warmup=args.warmup,
         seed=args.seed,

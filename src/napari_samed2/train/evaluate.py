@@ -226,7 +226,7 @@ def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_S
             samples = [synthetic.moving_cells_timelapse(shape=shape, seed=s) for s in seeds]
             sets.append(EvalSet(suite, "timelapse", samples))
         elif suite == "small":
-            size = 384 if quick else 768
+            size = 384 if quick else 512
             samples = [
                 synthetic.nuclei_image(shape=(size, size), seed=s, radius=(4.0, 10.0), density=0.1)
                 for s in seeds

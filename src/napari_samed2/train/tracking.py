@@ -9,13 +9,13 @@ errors on some frames (those frames then become conditioning frames).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
-from .clips import Clip
+from .clips import MIN_OBJECT_AREA, Clip
 from .losses import LossTerms, LossWeights, sam2_loss
 from .prompts import (
     PointPrompt,
@@ -24,6 +24,8 @@ from .prompts import (
     negative_click_near,
     random_click,
 )
+
+MIN_CLICK_AREA = MIN_OBJECT_AREA  # pixels: smaller cross-sections are not prompted
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class PromptSettings:
     correct_other_frame: float = 0.5  # also correct one tracked frame
     correction_clicks: int = 2  # iterative correction clicks per corrected frame
     from_truth: float = 0.1  # a correction click sampled from the object instead of the error
+    tracked_per_clip: int = 0  # objects tracked through each clip (0: all of them)
+    click_task: bool = False  # also prompt every object on every frame (decoder only)
+    click_task_corrections: int = 1  # correction clicks in the click task
 
 
 @dataclass
@@ -44,6 +49,7 @@ class ClipOutcome:
 
     loss: LossTerms
     frame_dice: np.ndarray  # (T,) mean Dice of the final masks per frame (for the log)
+    click_dice: float = float("nan")  # mean Dice of the one-click masks of the click task
 
 
 def _points_to_tensor(prompts: list[PointPrompt], device: torch.device) -> dict[str, torch.Tensor]:
@@ -94,16 +100,21 @@ def track_clip(
     net : SAM2Base
         The network (in train mode for training; any mode works).
     clip : Clip
-        ``images`` ``(B, T, 3, S, S)`` on the network's device, ``masks`` ``(B, T, S, S)``.
+        ``images`` ``(B, T, 3, S, S)`` on the network's device, ``masks`` ``(N, T, S, S)`` of
+        the N objects tracked (``clip.clip_index`` says which clip each belongs to).
     rng : np.random.Generator
         Source of the prompt simulation.
     """
     device = clip.images.device
-    batch, frames = clip.batch_size, clip.num_frames
-    truth = clip.masks.to(device)
-    truth_np = clip.masks.cpu().numpy()
+    clips, frames = clip.batch_size, clip.num_frames
+    owner_all = clip.object_clips()
+    tracked = _tracked_objects(owner_all, settings.tracked_per_clip)
+    owner = owner_all[tracked].to(device)
+    batch = len(tracked)
+    truth = clip.masks[tracked].to(device)
+    truth_np = clip.masks[tracked].cpu().numpy()
     # Clip-major order keeps (t, t+1) of one clip adjacent: the temporal adapter's pairs.
-    backbone = net.forward_image(clip.images.reshape(batch * frames, *clip.images.shape[2:]))
+    backbone = net.forward_image(clip.images.reshape(clips * frames, *clip.images.shape[2:]))
     _, vision_feats, vision_pos, feat_sizes = net._prepare_backbone_features(backbone)
     output_dict: dict[str, dict[int, dict]] = {
         "cond_frame_outputs": {},
@@ -118,7 +129,7 @@ def track_clip(
     total: LossTerms | None = None
     dice = np.zeros(frames)
     for t in range(frames):
-        index = torch.arange(batch, device=device) * frames + t
+        index = owner * frames + t
         feats = [x[:, index] for x in vision_feats]
         pos = [x[:, index] for x in vision_pos]
         is_cond = t == 0
@@ -182,10 +193,93 @@ def track_clip(
         output_dict[key][t] = current
         dice[t] = _mean_dice(high_mask.detach() > 0, truth[:, t])
 
+    if settings.click_task:
+        clicks, click_dice = _click_task(
+            net, clip, owner_all, vision_feats, vision_pos, feat_sizes, rng, settings, weights
+        )
+        if clicks is not None:
+            total = clicks if total is None else total + clicks
     if total is None:  # only a mask prompt on a one-frame clip: nothing to learn from
         zero = clip.images.sum() * 0.0
         total = LossTerms(zero, zero, zero, zero, zero)
-    return ClipOutcome(total, dice)
+    return ClipOutcome(total, dice, click_dice if settings.click_task else float("nan"))
+
+
+def _tracked_objects(owner: torch.Tensor, per_clip: int) -> torch.Tensor:
+    """Indices of the first ``per_clip`` objects of every clip (all when ``per_clip`` is 0)."""
+    if per_clip <= 0:
+        return torch.arange(len(owner))
+    keep = [i for i in range(len(owner)) if int((owner[:i] == owner[i]).sum()) < per_clip]
+    return torch.tensor(keep, dtype=torch.long)
+
+
+def _click_task(
+    net: SAM2Base,
+    clip: Clip,
+    owner: torch.Tensor,
+    vision_feats: list[torch.Tensor],
+    vision_pos: list[torch.Tensor],
+    feat_sizes: list[tuple[int, int]],
+    rng: np.random.Generator,
+    settings: PromptSettings,
+    weights: LossWeights,
+) -> tuple[LossTerms | None, float]:
+    """SAM's image task on every frame: each visible object prompted afresh, decoder only.
+
+    The image encoding is shared with the tracking task, so this adds many prompted masks per
+    step for the price of the (small) decoder: the way SAM trains with many masks per image.
+    """
+    device = clip.images.device
+    frames = clip.num_frames
+    masks = clip.masks.cpu().numpy()
+    areas = masks.reshape(masks.shape[0], frames, -1).sum(-1)
+    total: LossTerms | None = None
+    first_dice: list[float] = []
+    empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    for t in range(frames):
+        items = np.flatnonzero(areas[:, t] >= MIN_CLICK_AREA)
+        if items.size == 0:
+            continue
+        index = owner[items].to(device) * frames + t
+        feats = [x[:, index] for x in vision_feats]
+        pos = [x[:, index] for x in vision_pos]
+        count = len(items)
+        high_res = [
+            x.permute(1, 2, 0).view(count, x.size(2), *size)
+            for x, size in zip(feats[:-1], feat_sizes[:-1], strict=True)
+        ]
+        pix_feat = net._prepare_memory_conditioned_features(
+            frame_idx=0, is_init_cond_frame=True, current_vision_feats=feats[-1:],
+            current_vision_pos_embeds=pos[-1:], feat_sizes=feat_sizes[-1:],
+            output_dict=empty, num_frames=1,
+        )  # fmt: skip
+        truth_np = masks[items, t]
+        truth = torch.from_numpy(truth_np).to(device)
+        prompts, _ = _first_prompts(truth_np, rng, replace(settings, mask=0.0))
+        mask_inputs = high_mask = low_mask = None
+        for round_ in range(1 + settings.click_task_corrections):
+            if round_ > 0:
+                predicted = (high_mask > 0).detach().cpu().numpy()[:, 0]
+                clicks = [
+                    correction_click(truth_np[i], predicted[i], rng)
+                    or random_click(truth_np[i], rng)
+                    for i in range(count)
+                ]
+                prompts = [a.extended(b) for a, b in zip(prompts, clicks, strict=True)]
+                mask_inputs = low_mask
+            point_inputs = _points_to_tensor(prompts, device)
+            _, high_multi, ious, low_mask, high_mask, _, obj_logits = net._forward_sam_heads(
+                backbone_features=pix_feat,
+                point_inputs=point_inputs,
+                mask_inputs=mask_inputs,
+                high_res_features=high_res,
+                multimask_output=net._use_multimask(True, point_inputs),
+            )
+            step = sam2_loss(high_multi, ious, obj_logits, truth, weights)
+            total = step if total is None else total + step
+            if round_ == 0:
+                first_dice.append(_mean_dice(high_mask.detach() > 0, truth))
+    return total, float(np.mean(first_dice)) if first_dice else float("nan")
 
 
 def _mean_dice(prediction: torch.Tensor, truth: torch.Tensor) -> float:

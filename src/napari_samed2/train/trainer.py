@@ -44,6 +44,12 @@ class TrainSettings:
         Optimizer steps in total.
     batch_size, num_frames : int
         Clips per step and frames per clip.
+    objects_per_clip : int
+        Objects drawn per clip (they share the clip's image encoding).
+    tracked_per_clip : int
+        How many of them are tracked through the clip (0: all).
+    click_task : bool
+        Also prompt every drawn object on every frame, decoder only (SAM's image task).
     lr, weight_decay : float
         AdamW learning rate (peak) and weight decay.
     warmup : int
@@ -67,6 +73,9 @@ class TrainSettings:
     steps: int = 2000
     batch_size: int = 2
     num_frames: int = 4
+    objects_per_clip: int = 1
+    tracked_per_clip: int = 0
+    click_task: bool = False
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: int = 100
@@ -163,6 +172,7 @@ def train(
         batch_size=settings.batch_size,
         seed=settings.seed,
         mix=settings.mix,
+        objects_per_clip=settings.objects_per_clip,
     )
     end = settings.steps if stop_after is None else min(settings.steps, start + stop_after)
     net.train()
@@ -178,7 +188,10 @@ def train(
         clip.images, clip.masks = clip.images.to(target), clip.masks.to(target)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
-        outcome = track_clip(net, clip, rng, PromptSettings())
+        prompting = PromptSettings(
+            tracked_per_clip=settings.tracked_per_clip, click_task=settings.click_task
+        )
+        outcome = track_clip(net, clip, rng, prompting)
         optimizer.zero_grad(set_to_none=True)
         outcome.loss.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_grad)
@@ -190,6 +203,8 @@ def train(
             dice_first=float(outcome.frame_dice[0]),
             dice_rest=float(outcome.frame_dice[1:].mean()) if clip.num_frames > 1 else 0.0,
         )
+        if settings.click_task:
+            losses["dice_click"] = outcome.click_dice
         window.append(losses)
         bar.update(1)
         bar.set_postfix(loss=f"{losses['total']:.3f}", dice=f"{losses['dice_rest']:.2f}")
@@ -266,6 +281,9 @@ def export_weights(
         "wall_seconds": round(float(state["wall_seconds"]), 1),
         "batch_size": settings.batch_size,
         "num_frames": settings.num_frames,
+        "objects_per_clip": settings.objects_per_clip,
+        "tracked_per_clip": settings.tracked_per_clip,
+        "click_task": settings.click_task,
         "lr": settings.lr,
         "data": data,
         "mix": settings.mix,
