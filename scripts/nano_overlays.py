@@ -78,8 +78,10 @@ def main() -> int:
                   f"confidence {result.confidence[obj_id]:.2f}")  # fmt: skip
         session.close()
         path = args.out / f"{stem}_{name}.png"
+        picture = overlay(image, masks, clicks)
         with atomic_path(path) as temporary:
-            imsave(temporary.with_suffix(".png"), overlay(image, masks, clicks), check_contrast=False)
+            # imsave picks the format from the suffix; the atomic temporary name has none.
+            imsave(temporary.with_suffix(".png"), picture, check_contrast=False)
             temporary.with_suffix(".png").replace(temporary)
         print(f"wrote {path}")
     return 0
