@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from napari_samed2.engine import PropagationSession
+from napari_samed2.engine import PropagationSession, SessionSettings
 from napari_samed2.model import build_model, sam2_config, small_config
 
 PREDICTOR = "sam2.sam2_video_predictor.SAM2VideoPredictor"
@@ -145,20 +145,43 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def compare(config: dict, folder: Path, frames: int) -> dict:
+def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
     net, predictor = make_nets(config)
-    theirs = run_predictor(predictor, folder, frames)
-    sam2_mode = run_session(net, folder, frames, "sam2")
-    selective = run_session(net, folder, frames, "selective")
+    with torch.inference_mode():  # warm-up, so that no job pays for first-call setup
+        size = config["image_size"]
+        net.forward_image(torch.zeros(1, 3, size, size))
+        predictor.forward_image(torch.zeros(1, 3, size, size))
+    jobs = {
+        "predictor": lambda: run_predictor(predictor, folder, frames),
+        "sam2": lambda: run_session(net, folder, frames, "sam2"),
+        "selective": lambda: run_session(net, folder, frames, "selective"),
+        "serial": lambda: run_session(net, folder, frames, "sam2", SessionSettings(prefetch=False)),
+    }
+    # Interleaved repeats, median per job: the CPU is shared, so load drifts during a run.
+    runs: dict[str, list[dict]] = {name: [] for name in jobs}
+    for repeat in range(repeats):
+        order = list(jobs) if repeat % 2 == 0 else list(jobs)[::-1]
+        for name in order:
+            runs[name].append(jobs[name]())
+    median = {
+        name: sorted(r, key=lambda job: job["seconds"])[len(r) // 2] for name, r in runs.items()
+    }
+    theirs, sam2_mode, selective, serial = (
+        median[name] for name in ("predictor", "sam2", "selective", "serial")
+    )
     ious = [iou(sam2_mode["masks"][f], theirs["masks"][f]) for f in theirs["masks"]]
     report = {
         "frames": frames,
         "image_size": config["image_size"],
+        "repeats": repeats,
+        "all_seconds": {name: [round(job["seconds"], 2) for job in r] for name, r in runs.items()},
         "predictor_s": theirs["seconds"],
         "sam2_mode_s": sam2_mode["seconds"],
         "selective_s": selective["seconds"],
         "ratio_sam2_mode": sam2_mode["seconds"] / theirs["seconds"],
         "ratio_selective": selective["seconds"] / theirs["seconds"],
+        "sam2_mode_no_prefetch_s": serial["seconds"],
+        "ratio_sam2_mode_no_prefetch": serial["seconds"] / theirs["seconds"],
         "min_iou_sam2_mode_vs_predictor": min(ious),
         "frames_compared": len(ious),
         "mask_coverage": float(np.mean([m.mean() for m in theirs["masks"].values()])),
@@ -172,12 +195,27 @@ def compare(config: dict, folder: Path, frames: int) -> dict:
 # -- peak memory (fresh process per measurement) --------------------------------------------------
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB.
+
+    /proc's VmHWM belongs to the process image (reset by exec); ``ru_maxrss`` is not: a
+    subprocess would inherit its parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def peak_worker(args) -> None:
     torch.set_num_threads(args.threads)
     config = sam2_config("sam2.1-tiny", image_size=args.size)
     net, predictor = make_nets(config)
     folder = Path(args.folder)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = peak_rss_mb()
     if args.impl == "predictor":
         job = run_predictor(predictor, folder, args.track)
     else:
@@ -189,14 +227,14 @@ def peak_worker(args) -> None:
         for _ in session.propagate("forward", stop=args.track - 1):
             first = first or time.perf_counter() - start
         job = {"seconds": time.perf_counter() - start, "first_frame_s": first}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = peak_rss_mb()
     print(
         json.dumps(
             {
                 "impl": args.impl,
                 "stack_frames": len(list(folder.glob("*.jpg"))),
-                "peak_rss_mb": peak / 1024,
-                "rss_before_job_mb": baseline / 1024,
+                "peak_rss_mb": peak,
+                "rss_before_job_mb": baseline,
                 "seconds": job["seconds"],
                 "first_frame_s": job["first_frame_s"],
             }
@@ -234,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--peak-stacks", type=int, nargs="+", default=[50, 400])
     parser.add_argument("--track", type=int, default=5)
     parser.add_argument("--skip-peak", action="store_true")
+    parser.add_argument("--peak-only", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved, median reported")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -261,9 +301,12 @@ def main(argv: list[str] | None = None) -> dict:
         report["runs"].append(compare(small_config(), folder, 6))
     else:
         for size, frames in zip(args.sizes, args.frames, strict=True):
+            if args.peak_only:
+                break
             folder = workdir / f"video_{size}_{frames}"
             make_video(folder, frames, size)
-            run = compare(sam2_config("sam2.1-tiny", image_size=size), folder, frames)
+            config = sam2_config("sam2.1-tiny", image_size=size)
+            run = compare(config, folder, frames, args.repeats)
             report["runs"].append(run)
             print(json.dumps(run), flush=True)
         if not args.skip_peak:
