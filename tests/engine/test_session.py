@@ -283,3 +283,15 @@ def test_loaded_model_preprocessing_is_used(tmp_path, video):
     session.add_points(0, 1, [[32, 20]], [1])
     results = list(session.propagate("forward"))
     assert len(results) == len(frames) and session.encoder.pairs
+
+
+@pytest.mark.parametrize("memory", ["sam2", "selective"])
+def test_clicks_on_a_tracked_frame_after_an_unpropagated_correction(small_net, video, memory):
+    frames, disks = video
+    session = _session(small_net, frames, memory=memory)
+    session.add_points(2, 1, [[32, 28]], [1])
+    list(session.propagate("forward"))
+    session.correct(2, 1, disks[2])  # its memory is not encoded until needed
+    result = session.add_points(5, 1, [[32, 40]], [1])  # decoded with memory
+    assert result.masks[1].shape == frames.shape[1:]
+    assert [r.frame for r in session.propagate("forward", start=2)] == list(range(2, 8))

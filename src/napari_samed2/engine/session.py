@@ -390,6 +390,9 @@ class PropagationSession:
             track.points[frame] = point_inputs
         else:
             track.points.pop(frame, None)
+        if not is_init_cond:
+            # this prompt is decoded with memory: every stored frame must have its memory
+            self._encode_pending_memories()
         with torch.inference_mode():
             out = self._infer(
                 track,
