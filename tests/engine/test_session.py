@@ -295,3 +295,19 @@ def test_clicks_on_a_tracked_frame_after_an_unpropagated_correction(small_net, v
     result = session.add_points(5, 1, [[32, 40]], [1])  # decoded with memory
     assert result.masks[1].shape == frames.shape[1:]
     assert [r.frame for r in session.propagate("forward", start=2)] == list(range(2, 8))
+
+
+def test_open_gate_with_sam2s_memory_count_equals_sam2_mode(small_net, video):
+    """Selective mode with every frame remembered, the same number of recent memories
+    (num_maskmem - 1 = 2 for this net) and an empty bank attends to the same memories as sam2:
+    same masks. Closing the gate changes them (the memory is really gated)."""
+    frames, _ = video
+
+    def masks(memory, gate):
+        session = _session(small_net, frames, memory=memory, gate_threshold=gate)
+        session.add_points(0, 1, [[32, 20]], [1])
+        return [r.masks[1] for r in session.propagate("forward")]
+
+    sam2, opened, closed = masks("sam2", 0.5), masks("selective", 0.0), masks("selective", 1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(sam2, opened, strict=True))
+    assert any(not np.array_equal(a, b) for a, b in zip(sam2, closed, strict=True))
