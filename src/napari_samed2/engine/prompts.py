@@ -1,0 +1,114 @@
+"""Prompt checking and conversion: frame pixels (row, col) in, sam2's prompt tensors out.
+
+Every bad prompt raises `PromptError` naming the bad value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import PromptError
+
+Region = tuple[int, int, int, int]  # (row0, col0, row1, col1)
+
+
+def check_frame(frame, num_frames: int, name: str = "frame") -> int:
+    """``frame`` as an int in ``[0, num_frames)``."""
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise PromptError(f"{name} must be an integer frame index, got {frame!r}")
+    if not 0 <= int(frame) < num_frames:
+        raise PromptError(
+            f"{name} {frame} is out of range; this stack has frames 0..{num_frames - 1}"
+        )
+    return int(frame)
+
+
+def check_obj(obj_id) -> int:
+    """``obj_id`` as an int (label ids are integers)."""
+    if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer)):
+        raise PromptError(f"obj_id must be an integer label id, got {obj_id!r}")
+    return int(obj_id)
+
+
+def check_points(
+    points, labels, frame_shape: tuple[int, int], region: Region
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clicks as float64 ``(N, 2)`` (row, col) and int32 ``(N,)`` labels in {0, 1}.
+
+    Points must lie in the frame and in the session's ``region``.
+    """
+    if points is None or labels is None:
+        raise PromptError("points and labels must be given together")
+    coords = np.asarray(points, dtype=np.float64)
+    if coords.ndim == 1 and coords.size == 2:
+        coords = coords[None]
+    label_array = np.asarray(labels).reshape(-1)
+    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) == 0:
+        raise PromptError(f"points must have shape (N, 2) as (row, col), got {coords.shape}")
+    if len(label_array) != len(coords):
+        raise PromptError(f"got {len(coords)} points but {len(label_array)} labels")
+    if not np.all(np.isin(label_array, (0, 1))):
+        raise PromptError(f"labels must be 1 (positive) or 0 (negative), got {label_array}")
+    rows, cols = frame_shape
+    outside = ~np.isfinite(coords).all(axis=1) | (coords[:, 0] < 0) | (coords[:, 1] < 0)
+    outside |= (coords[:, 0] > rows) | (coords[:, 1] > cols)
+    if outside.any():
+        raise PromptError(
+            f"points {coords[outside].tolist()} lie outside the frame of shape {(rows, cols)}"
+        )
+    row0, col0, row1, col1 = region
+    off = (coords[:, 0] < row0) | (coords[:, 0] > row1) | (coords[:, 1] < col0)
+    off |= coords[:, 1] > col1
+    if off.any():
+        raise PromptError(
+            f"points {coords[off].tolist()} lie outside the session's region {region}"
+        )
+    return coords, label_array.astype(np.int32)
+
+
+def point_inputs(
+    coords: np.ndarray, labels: np.ndarray, region: Region, image_size: int, device
+) -> dict[str, torch.Tensor]:
+    """sam2's ``point_inputs``: ``point_coords`` float32 ``(1, N, 2)`` as (x, y) in model
+    pixels, ``point_labels`` int32 ``(1, N)`` (2/3 mark a box's corners).
+
+    sam2 takes (x, y) = (col, row), normalised by the frame size, then scaled to the model's
+    input size; the same tensor operations as its predictor keep this bit-exact.
+    """
+    row0, col0, row1, col1 = region
+    local = coords - np.array([row0, col0])
+    xy = torch.tensor(local[:, ::-1].copy(), dtype=torch.float32)[None]
+    xy = xy / torch.tensor([col1 - col0, row1 - row0]) * image_size
+    return {
+        "point_coords": xy.to(device),
+        "point_labels": torch.tensor(labels, dtype=torch.int32)[None].to(device),
+    }
+
+
+def mask_inputs(
+    mask, frame_shape: tuple[int, int], region: Region, image_size: int, device
+) -> torch.Tensor:
+    """A user mask as sam2's mask prompt: float32 ``(1, 1, S, S)`` of 0/1, resized like
+    sam2's ``add_new_mask`` (antialiased bilinear, then >= 0.5)."""
+    array = np.asarray(mask)
+    if array.shape != tuple(frame_shape):
+        raise PromptError(
+            f"mask shape {array.shape} does not match the frame shape {tuple(frame_shape)}"
+        )
+    if array.dtype.kind not in "biuf":
+        raise PromptError(f"mask must be boolean or numeric, got dtype {array.dtype}")
+    row0, col0, row1, col1 = region
+    inside = np.ascontiguousarray(array[row0:row1, col0:col1] > 0)
+    tensor = torch.from_numpy(inside)[None, None].float()
+    if tensor.shape[-2:] != (image_size, image_size):
+        tensor = F.interpolate(
+            tensor,
+            size=(image_size, image_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
+        tensor = (tensor >= 0.5).float()
+    return tensor.to(device)
