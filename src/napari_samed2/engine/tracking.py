@@ -23,7 +23,13 @@ from .settings import MemorySettings
 
 @dataclass
 class ObjectTrack:
-    """Everything the session keeps for one object (sam2's per-object output dicts)."""
+    """Everything the session keeps for one object (sam2's per-object output dicts).
+
+    ``cond`` (prompted/corrected frames) and ``non_cond`` (remembered propagated frames) map a
+    frame to its output: ``pred_masks`` (1, 1, S/4, S/4) float32 logits, ``obj_ptr`` (1, C),
+    ``object_score_logits`` (1, 1), ``maskmem_features`` (1, mem_dim, S/16, S/16) bfloat16
+    (None until encoded), ``maskmem_pos_enc``, and our ``iou``/``score`` floats and ``frame``.
+    """
 
     cond: dict[int, dict] = field(default_factory=dict)
     non_cond: dict[int, dict] = field(default_factory=dict)
