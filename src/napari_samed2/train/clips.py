@@ -18,13 +18,15 @@ import torch.nn.functional as F
 from . import synthetic
 
 # Relative frequency of each data kind in training.
+# Fluorescence-like data dominates: it is what the plugin's users and the demo segment, and a
+# first run with an even mix (and lr 1e-3) collapsed to empty masks within 300 steps.
 DEFAULT_MIX: dict[str, float] = {
-    "nuclei": 0.2,
-    "cells": 0.1,
-    "tubes": 0.05,
-    "organs": 0.1,
-    "nuclei-volume": 0.2,
-    "organ-volume": 0.1,
+    "nuclei": 0.3,
+    "cells": 0.07,
+    "tubes": 0.04,
+    "organs": 0.05,
+    "nuclei-volume": 0.25,
+    "organ-volume": 0.04,
     "timelapse": 0.25,
 }
 STACK_KINDS = ("nuclei-volume", "organ-volume", "timelapse")

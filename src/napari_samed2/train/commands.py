@@ -21,7 +21,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "Checkpoints and a JSON-lines log go to RUN_DIR as training goes.",
     )
     parser.add_argument("--run-dir", required=True, type=Path, help="folder for last.pt/log.jsonl")
-    parser.add_argument("--steps", type=int, default=1600)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--frames", type=int, default=4, help="frames per clip (even)")
     parser.add_argument("--objects", type=int, default=8, help="objects drawn per clip")
@@ -33,8 +33,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="skip SAM's image task (every object prompted on every frame, decoder only)",
     )
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
