@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_samed2.pipeline import Prompt, dice, parse_prompt
+from napari_samed2.pipeline import Prompt, parse_prompt
 from napari_samed2.stack_files import read_stack, write_confidence_csv, write_labels
 
 
@@ -68,13 +68,3 @@ def test_confidence_csv(tmp_path):
     lines = (tmp_path / "c.csv").read_text().splitlines()
     assert lines[0].startswith("frame,object,confidence")
     assert lines[1] == "0,1,0.9000,0.9100,3.2000,1"
-
-
-def test_dice():
-    a = np.zeros((4, 4), bool)
-    b = a.copy()
-    a[:2] = True
-    b[1:3] = True
-    assert dice(a, b) == pytest.approx(0.5)
-    assert dice(a, a) == 1.0
-    assert dice(np.zeros(3, bool), np.zeros(3, bool)) == 1.0

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .pipeline import Prompt, dice, segment_stack
+from .pipeline import Prompt, segment_stack
+from .train.metrics import dice
 
 DEMO_SHAPE = (32, 192, 192)
 DEMO_SEED = 2026

@@ -132,10 +132,3 @@ def assemble_labels(session: PropagationSession) -> StackSegmentation:
         for obj_id in sorted(result.masks):
             labels[frame][result.masks[obj_id]] = obj_id
     return StackSegmentation(labels, dict(session.results))
-
-
-def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Dice coefficient of two boolean arrays (1.0 when both are empty)."""
-    prediction, truth = np.asarray(prediction, bool), np.asarray(truth, bool)
-    total = prediction.sum() + truth.sum()
-    return 1.0 if total == 0 else float(2 * np.logical_and(prediction, truth).sum() / total)
