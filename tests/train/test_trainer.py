@@ -1,6 +1,7 @@
 """Training on a tiny net: the loss goes down on a fixed clip; resuming gives the same weights."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -138,3 +139,25 @@ def test_export_loads_back_with_the_same_weights(tmp_path):
     assert loaded.preprocessing.mean is None and loaded.preprocessing.image_size == 256
     for key, value in result.net.state_dict().items():
         assert torch.equal(loaded.net.state_dict()[key], value), key
+
+
+def test_runs_saved_before_new_settings_existed_still_resume(tmp_path):
+    settings = _tiny_settings(steps=2, checkpoint_every=1)
+    train(settings, tmp_path, device="cpu", stop_after=1, progress=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    stored = json.loads(state["settings"])
+    del stored["focal_weight"], stored["dice_weight"]  # as written by an older version
+    state["settings"] = json.dumps(stored)
+    torch.save(state, tmp_path / "last.pt")
+    assert train(settings, tmp_path, device="cpu", progress=False).steps_done == 2
+    with pytest.raises(ValueError, match="focal_weight"):
+        train(_tiny_settings(steps=2, focal_weight=1.0), tmp_path, device="cpu", progress=False)
+
+
+def test_export_records_the_loss_weights_and_extra_record(tmp_path):
+    train(_tiny_settings(steps=1, focal_weight=1.0, dice_weight=5.0), tmp_path / "run",
+          device="cpu", progress=False)  # fmt: skip
+    path = export_weights(tmp_path / "run", tmp_path / "w.safetensors", record={"note": "x"})
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["loss_weights"]["focal"] == 1.0 and record["loss_weights"]["dice"] == 5.0
+    assert record["note"] == "x" and record["steps"] == 1

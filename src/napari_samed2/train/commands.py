@@ -21,7 +21,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "Checkpoints and a JSON-lines log go to RUN_DIR as training goes.",
     )
     parser.add_argument("--run-dir", required=True, type=Path, help="folder for last.pt/log.jsonl")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--frames", type=int, default=4, help="frames per clip (even)")
     parser.add_argument("--objects", type=int, default=8, help="objects drawn per clip")
@@ -33,8 +33,12 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         action="store_true",
         help="skip SAM's image task (every object prompted on every frame, decoder only)",
     )
-    parser.add_argument("--lr", type=float, default=3e-4)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--focal-weight", type=float, default=20.0, help="focal loss weight (SAM2: 20)"
+    )
+    parser.add_argument("--dice-weight", type=float, default=1.0, help="dice loss weight (SAM2: 1)")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -65,6 +69,8 @@ def run_train(args: argparse.Namespace) -> int:
         objects_per_clip=args.objects,
         tracked_per_clip=args.tracked,
         click_task=not args.no_click_task,
+        focal_weight=args.focal_weight,
+        dice_weight=args.dice_weight,
         lr=args.lr,
         warmup=args.warmup,
         seed=args.seed,

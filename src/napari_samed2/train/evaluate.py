@@ -206,7 +206,7 @@ class EvalSet:
 
 def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_SEED):
     """The evaluation data: seeds ``seed`` and up (training draws far below, from (0, step))."""
-    count = 1 if quick else 4
+    count = 1 if quick else 3
     sets: list[EvalSet] = []
     for suite in suites:
         base = seed + 1000 * SUITES.index(suite)
