@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import data, filters, measure, morphology, segmentation
+from skimage import data, filters, measure, segmentation
 from skimage.io import imsave
 
 from napari_samed2.atomic import atomic_path
@@ -28,10 +28,11 @@ COLOURS = np.array(
 def coin_clicks(image: np.ndarray) -> list[tuple[int, int]]:
     """One click per coin, where a user would put it: the most interior pixel of each blob."""
     smooth = filters.gaussian(image, 2)
-    mask = morphology.remove_small_objects(smooth > filters.threshold_otsu(smooth), 200)
-    mask = ndi.binary_fill_holes(mask)
+    mask = ndi.binary_fill_holes(smooth > filters.threshold_otsu(smooth))
     clicks = []
     for region in measure.regionprops(measure.label(mask)):
+        if region.area < 200:  # specks of the background, not coins
+            continue
         distance = ndi.distance_transform_edt(np.pad(region.image, 1))[1:-1, 1:-1]
         y, x = np.unravel_index(np.argmax(distance), distance.shape)
         clicks.append((region.bbox[0] + int(y), region.bbox[1] + int(x)))
