@@ -19,6 +19,7 @@ from napari_samed2.atomic import atomic_path
 from napari_samed2.engine import PropagationSession
 from napari_samed2.model import load_model
 
+MAX_SIDE = 720  # pixels: larger overlays are subsampled for the docs
 COLOURS = np.array(
     [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
      [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]], np.float32,
@@ -80,6 +81,9 @@ def main() -> int:
         session.close()
         path = args.out / f"{stem}_{name}.png"
         picture = overlay(image, masks, clicks)
+        if max(picture.shape[:2]) > MAX_SIDE:  # keep the docs' pictures small
+            step = int(np.ceil(max(picture.shape[:2]) / MAX_SIDE))
+            picture = picture[::step, ::step]
         with atomic_path(path) as temporary:
             # imsave picks the format from the suffix; the atomic temporary name has none.
             imsave(temporary.with_suffix(".png"), picture, check_contrast=False)
