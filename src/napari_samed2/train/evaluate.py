@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..engine import PropagationSession
 from . import synthetic
 from .baselines import random_walker_from_clicks, watershed_from_clicks
 from .clips import scale_intensity
-from .metrics import dice, equivalent_diameter, size_bucket
+from .metrics import SIZE_BUCKETS, dice, equivalent_diameter, size_bucket
 from .prompts import centre_click
 
 EVAL_SEED = 10_000
@@ -165,8 +166,6 @@ class EvaluationReport:
             buckets.setdefault(bucket, {}).setdefault(score.method, []).append(score.dice)
         if not buckets:
             return []
-        from .metrics import SIZE_BUCKETS
-
         lines = [
             f"Dice by object size ({SUITE_TITLES[suite]}; equivalent diameter in image pixels):",
             "",
@@ -372,8 +371,6 @@ def _clicks_on_frames(labels: np.ndarray, suite: str) -> dict[int, tuple[int, in
 
 
 def _run_2d(model, sample, kind, index, baselines) -> list[ObjectScore]:
-    from ..engine import PropagationSession
-
     labels = sample.labels
     clicks = {}
     for obj_id in [int(i) for i in np.unique(labels) if i > 0]:
@@ -419,8 +416,6 @@ def _baselines(suite, kind, index, image, labels, clicks, scored=None) -> list[O
 
 
 def _run_stack(model, sample, kind, index, baselines, suite, memory="selective"):
-    from ..engine import PropagationSession
-
     labels = sample.labels
     clicks = _clicks_on_frames(np.where(labels > 0, labels, 0), suite)
     if not clicks:
@@ -472,8 +467,6 @@ def _run_memory(model, sample, kind, index, baselines):
 
 def _run_small(model, sample, kind, index, baselines) -> list[ObjectScore]:
     """Whole-field clicks vs clicks on a `CROP_SIZE` window around each click."""
-    from ..engine import PropagationSession
-
     labels = sample.labels
     ids = [i for i in (int(v) for v in np.unique(labels)) if i > 0]
     truths = {i: labels == i for i in ids}
