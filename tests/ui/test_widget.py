@@ -266,7 +266,9 @@ def test_errors_are_notifications_and_the_widget_stays_usable(
     widget.model_picker.add_checkpoint(bad)
     with qtbot.waitSignal(widget.model_picker.load_failed, timeout=RUN_TIMEOUT_MS) as blocker:
         widget.model_picker.load_selected()
-    assert "evil.pt" in blocker.args[0] and blocker.args[0].startswith("Loading the model failed")
+    message = blocker.args[0]
+    assert "evil.pt" in message and message.startswith("Loading the model failed")
+    assert "could run code" in message and "Weights only load failed" not in message
     assert widget.model is tiny_model and widget.model_picker.load_button.isEnabled()
 
     # a good checkpoint loads in the worker and becomes the widget's model

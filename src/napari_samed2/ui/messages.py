@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
+# a parenthesis this long is a library's own explanation (torch's unpickling advice, ...):
+# the notification keeps our sentence; the full text stays in the exception
+LONG_ASIDE = re.compile(r"\s*\([^()]{100,}\)")
+
 
 def plain_message(error: BaseException, context: str) -> str:
     """``"<context>: <what went wrong>"`` with a hint for the errors users can fix themselves."""
-    text = str(error).strip() or type(error).__name__
-    if isinstance(error, KeyError):
-        text = text.strip("'\"")
+    # str(KeyError) is the repr of its message; the message itself reads better
+    raw = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    text = LONG_ASIDE.sub("", str(raw).strip()) or type(error).__name__
     lowered = text.lower()
     if isinstance(error, MemoryError) or "out of memory" in lowered:
         text = (
