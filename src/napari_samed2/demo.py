@@ -96,8 +96,8 @@ def run_headless(out_dir: str | Path, model_name: str = "samed2-nano", device=No
 
 def write_overlay(path: Path, image, labels, truth, prompts) -> None:
     """A row of slices with predicted outlines (colour) and ground-truth outlines (white)."""
+    import imageio.v3 as iio
     from skimage.color import label2rgb
-    from skimage.io import imsave
     from skimage.segmentation import find_boundaries
 
     from .atomic import atomic_path
@@ -116,7 +116,7 @@ def write_overlay(path: Path, image, labels, truth, prompts) -> None:
         panels.append(np.pad(rgb, ((4, 4), (4, 4), (0, 0)), constant_values=0.1))
     picture = (np.concatenate(panels, axis=1) * 255).astype(np.uint8)
     with atomic_path(path) as tmp:
-        imsave(tmp, picture, extension=".png", check_contrast=False)
+        iio.imwrite(tmp, picture, extension=".png")
 
 
 def open_viewer(model_name: str = "samed2-nano", device=None):
