@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 
 from napari_samed2.model import REGISTRY, load_model
+from napari_samed2.train.metrics import dice
 from napari_samed2.ui import SAMed2Widget
 
 pytestmark = pytest.mark.gui
 NANO = resources.files("napari_samed2").joinpath(REGISTRY["samed2-nano"].bundled)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
 def run(qtbot, widget, action) -> None:
