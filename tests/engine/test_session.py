@@ -311,3 +311,25 @@ def test_open_gate_with_sam2s_memory_count_equals_sam2_mode(small_net, video):
     sam2, opened, closed = masks("sam2", 0.5), masks("selective", 0.0), masks("selective", 1.0)
     assert all(np.array_equal(a, b) for a, b in zip(sam2, opened, strict=True))
     assert any(not np.array_equal(a, b) for a, b in zip(sam2, closed, strict=True))
+
+
+def test_click_seed_models_get_their_clicks_in_the_mask_prompt(small_net):
+    """A model whose preprocessing sets click_seed decodes clicks with the seed; others not."""
+    from napari_samed2.model import LoadedModel, Preprocessing
+
+    from .conftest import moving_disk_video
+
+    def loaded(click_seed):
+        return LoadedModel(
+            name="seed-test", net=small_net,
+            preprocessing=Preprocessing(256, None, None, 0.0, click_seed=click_seed),
+            device=torch.device("cpu"), dtype=torch.float32, config={},
+            temporal_adapter=False,
+        )  # fmt: skip
+
+    frames, _ = moving_disk_video(frames=2)
+    masks = {}
+    for click_seed in (False, True):
+        session = PropagationSession(loaded(click_seed), frames)
+        masks[click_seed] = session.add_points(0, 1, [(32, 20)], [1]).masks[1]
+    assert not np.array_equal(masks[False], masks[True])

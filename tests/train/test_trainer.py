@@ -161,3 +161,22 @@ def test_export_records_the_loss_weights_and_extra_record(tmp_path):
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["loss_weights"]["focal"] == 1.0 and record["loss_weights"]["dice"] == 5.0
     assert record["note"] == "x" and record["steps"] == 1
+
+
+def test_click_seed_changes_the_training_loss_and_is_exported(tmp_path):
+    sampler = ClipSampler(image_size=128, num_frames=2, batch_size=1, seed=3,
+                          mix={"nuclei": 1.0}, objects_per_clip=2)  # fmt: skip
+    clip = sampler.batch(0)
+    torch.manual_seed(0)
+    net = build_model(TINY, temporal_adapter=True)
+    losses = {}
+    for click_seed in (False, True):
+        # the first prompt is a click (mask and box probabilities 0), so the seed is used
+        settings = PromptSettings(mask=0.0, box=0.0, click_task=True, click_seed=click_seed)
+        outcome = track_clip(net, clip, np.random.default_rng(1), settings)
+        losses[click_seed] = float(outcome.loss.total)
+    assert losses[False] != pytest.approx(losses[True], rel=1e-6)
+    train(_tiny_settings(steps=1, click_seed=True), tmp_path / "run", device="cpu", progress=False)
+    path = export_weights(tmp_path / "run", tmp_path / "seeded.safetensors", name="seeded")
+    assert load_model(path, device="cpu").preprocessing.click_seed
+    assert json.loads(path.with_suffix(".json").read_text())["click_seed"] is True

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.utils.misc import concat_points
 
-from ..model import LoadedModel, has_temporal_adapter
+from ..model import LoadedModel, has_temporal_adapter, with_click_seed
 from ..model.registry import IMAGENET_MEAN, IMAGENET_STD
 from .errors import PromptError, PropagationError
 from .features import FeatureCache, FrameEncoder
@@ -81,6 +81,7 @@ class PropagationSession:
             prep = model.preprocessing
             self.model_input = ModelInput(prep.image_size, prep.mean, prep.std)
             self.mask_threshold = float(prep.mask_threshold)
+            self.click_seed = bool(prep.click_seed)
             self.device, self.dtype = model.device, model.dtype
             self.model_name = model.name
         elif isinstance(model, SAM2Base):
@@ -88,6 +89,7 @@ class PropagationSession:
             size = int(model.image_size)
             self.model_input = ModelInput(size, IMAGENET_MEAN, IMAGENET_STD)
             self.mask_threshold = 0.0
+            self.click_seed = False
             self.device = next(model.parameters()).device
             self.dtype = torch.float32
             self.model_name = type(model).__name__
@@ -389,6 +391,8 @@ class PropagationSession:
             if previous is not None:
                 prev_logits = previous["pred_masks"].clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
             track.points[frame] = point_inputs
+            if self.click_seed:
+                prev_logits = with_click_seed(point_inputs, prev_logits, int(self.net.image_size))
         else:
             track.points.pop(frame, None)
         if not is_init_cond:

@@ -1,6 +1,7 @@
 """Model layer: SAM2 / SAMed-2 networks from config dicts, checkpoints, devices (pure torch)."""
 
 from .build import build_model, count_parameters
+from .click_seed import click_seed_logits, with_click_seed
 from .checkpoint import (
     Checkpoint,
     LoadReport,

@@ -24,6 +24,7 @@ class Preprocessing:
     mean: tuple[float, float, float] | None = IMAGENET_MEAN
     std: tuple[float, float, float] | None = IMAGENET_STD
     mask_threshold: float = 0.0
+    click_seed: bool = False  # clicks and boxes also drawn into the mask prompt (click_seed.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -36,6 +37,7 @@ class Preprocessing:
             mean=tuple(mean) if mean is not None else None,
             std=tuple(std) if std is not None else None,
             mask_threshold=float(values.get("mask_threshold", 0.0)),
+            click_seed=bool(values.get("click_seed", False)),
         )
 
 
@@ -158,7 +160,7 @@ REGISTRY: dict[str, ModelSpec] = {
         description="Small SAMed-2 trained by this project on synthetic microscopy; embedded",
         config=nano_config,
         temporal_adapter=True,
-        preprocessing=Preprocessing(256, None, None, 0.0),
+        preprocessing=Preprocessing(256, None, None, 0.0, click_seed=True),
         licence="Apache-2.0",
         filename="samed2-nano.safetensors",
         bundled="weights/samed2-nano.safetensors",

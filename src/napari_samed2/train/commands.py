@@ -34,6 +34,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         help="skip SAM's image task (every object prompted on every frame, decoder only)",
     )
     parser.add_argument(
+        "--click-seed",
+        action="store_true",
+        help="also draw clicks and boxes into the mask prompt (the nano model's recipe)",
+    )
+    parser.add_argument(
         "--focal-weight", type=float, default=20.0, help="focal loss weight (SAM2: 20)"
     )
     parser.add_argument("--dice-weight", type=float, default=1.0, help="dice loss weight (SAM2: 1)")
@@ -69,6 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         objects_per_clip=args.objects,
         tracked_per_clip=args.tracked,
         click_task=not args.no_click_task,
+        click_seed=args.click_seed,
         focal_weight=args.focal_weight,
         dice_weight=args.dice_weight,
         lr=args.lr,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
+from ..model.click_seed import with_click_seed
 from .clips import MIN_OBJECT_AREA, Clip
 from .losses import LossTerms, LossWeights, sam2_loss
 from .prompts import (
@@ -41,6 +42,7 @@ class PromptSettings:
     tracked_per_clip: int = 0  # objects tracked through each clip (0: all of them)
     click_task: bool = False  # also prompt every object on every frame (decoder only)
     click_task_corrections: int = 1  # correction clicks in the click task
+    click_seed: bool = False  # clicks also drawn into the mask prompt (model/click_seed.py)
 
 
 @dataclass
@@ -135,9 +137,10 @@ def track_clip(
         is_cond = t == 0
         point_inputs = _points_to_tensor(points, device) if (is_cond and points) else None
         mask_inputs = truth[:, 0:1].float() if (is_cond and points is None) else None
+        seed = _seed(point_inputs, None, net, settings)
         current, sam_out, high_res, pix_feat = net._track_step(
             t, is_cond, feats, pos, feat_sizes, point_inputs, mask_inputs, output_dict,
-            frames, False, None,
+            frames, False, seed,
         )  # fmt: skip
         _, high_multi, ious, low_mask, high_mask, obj_ptr, obj_logits = sam_out
         if mask_inputs is None:
@@ -174,7 +177,7 @@ def track_clip(
                     net._forward_sam_heads(
                         backbone_features=pix_feat,
                         point_inputs=point_inputs,
-                        mask_inputs=low_mask,
+                        mask_inputs=_seed(point_inputs, low_mask, net, settings),
                         high_res_features=high_res,
                         multimask_output=multimask,
                     )
@@ -203,6 +206,13 @@ def track_clip(
         zero = clip.images.sum() * 0.0
         total = LossTerms(zero, zero, zero, zero, zero)
     return ClipOutcome(total, dice, click_dice if settings.click_task else float("nan"))
+
+
+def _seed(point_inputs, prev_logits, net: SAM2Base, settings: PromptSettings):
+    """The mask prompt to pass with ``point_inputs``: ``prev_logits`` plus the click seed."""
+    if not settings.click_seed:
+        return prev_logits
+    return with_click_seed(point_inputs, prev_logits, int(net.image_size))
 
 
 def _tracked_objects(owner: torch.Tensor, per_clip: int) -> torch.Tensor:
@@ -271,7 +281,7 @@ def _click_task(
             _, high_multi, ious, low_mask, high_mask, _, obj_logits = net._forward_sam_heads(
                 backbone_features=pix_feat,
                 point_inputs=point_inputs,
-                mask_inputs=mask_inputs,
+                mask_inputs=_seed(point_inputs, mask_inputs, net, settings),
                 high_res_features=high_res,
                 multimask_output=net._use_multimask(True, point_inputs),
             )

@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class TrainSettings:
         How many of them are tracked through the clip (0: all).
     click_task : bool
         Also prompt every drawn object on every frame, decoder only (SAM's image task).
+    click_seed : bool
+        Also draw clicks and boxes into the mask prompt (`model.click_seed`); the exported
+        checkpoint then asks the engine to do the same.
     focal_weight, dice_weight : float
         Loss weights of the focal and dice terms (SAM2: 20 and 1). From scratch, focal x20
         drives every mask to empty within ~20 steps; the nano run uses 1 and 5.
@@ -80,6 +83,7 @@ class TrainSettings:
     objects_per_clip: int = 1
     tracked_per_clip: int = 0
     click_task: bool = False
+    click_seed: bool = False
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     lr: float = 1e-3
@@ -197,7 +201,9 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, settings)
         prompting = PromptSettings(
-            tracked_per_clip=settings.tracked_per_clip, click_task=settings.click_task
+            tracked_per_clip=settings.tracked_per_clip,
+            click_task=settings.click_task,
+            click_seed=settings.click_seed,
         )
         weights = LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)
         outcome = track_clip(net, clip, rng, prompting, weights)
@@ -283,8 +289,9 @@ def export_weights(
     net = build_model(settings.config, temporal_adapter=settings.temporal_adapter)
     net.load_state_dict(state["model"])
     spec = REGISTRY.get(name)
-    preprocessing = (
-        spec.preprocessing if spec is not None else REGISTRY["samed2-nano"].preprocessing
+    preprocessing = replace(
+        spec.preprocessing if spec is not None else REGISTRY["samed2-nano"].preprocessing,
+        click_seed=settings.click_seed,
     )
     training = {
         "steps": int(state["step"]),
@@ -295,6 +302,7 @@ def export_weights(
         "objects_per_clip": settings.objects_per_clip,
         "tracked_per_clip": settings.tracked_per_clip,
         "click_task": settings.click_task,
+        "click_seed": settings.click_seed,
         "loss_weights": asdict(LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)),
         "lr": settings.lr,
         "data": data,
