@@ -43,6 +43,7 @@ def test_seed_adds_to_previous_logits_and_bad_shapes_are_named():
 
 
 def test_preprocessing_records_click_seed_and_old_records_default_to_off():
-    assert Preprocessing.from_dict(Preprocessing(256, None, None, click_seed=True).to_dict()).click_seed
+    seeded = Preprocessing(256, None, None, click_seed=True)
+    assert Preprocessing.from_dict(seeded.to_dict()).click_seed
     old = {"image_size": 256, "mean": None, "std": None, "mask_threshold": 0.0}
     assert not Preprocessing.from_dict(old).click_seed

@@ -1,7 +1,6 @@
 """Model layer: SAM2 / SAMed-2 networks from config dicts, checkpoints, devices (pure torch)."""
 
 from .build import build_model, count_parameters
-from .click_seed import click_seed_logits, with_click_seed
 from .checkpoint import (
     Checkpoint,
     LoadReport,
@@ -10,6 +9,7 @@ from .checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from .click_seed import click_seed_logits, with_click_seed
 from .configs import SAM2_CONFIG_FILES, sam2_config, small_config
 from .device import autocast, available_devices, compute_dtype, resolve_device
 from .download import cache_dir, cached_path, fetch_weights
@@ -49,6 +49,7 @@ __all__ = [
     "build_model",
     "cache_dir",
     "cached_path",
+    "click_seed_logits",
     "compute_dtype",
     "count_parameters",
     "fetch_weights",
@@ -63,4 +64,5 @@ __all__ = [
     "sam2_config",
     "save_checkpoint",
     "small_config",
+    "with_click_seed",
 ]

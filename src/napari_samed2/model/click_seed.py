@@ -78,9 +78,7 @@ def with_click_seed(
     """``prev_logits`` plus the seed of ``point_inputs`` (``prev_logits`` when no points)."""
     if point_inputs is None:
         return prev_logits
-    seed = click_seed_logits(
-        point_inputs["point_coords"], point_inputs["point_labels"], image_size
-    )
+    seed = click_seed_logits(point_inputs["point_coords"], point_inputs["point_labels"], image_size)
     if prev_logits is None:
         return seed.to(point_inputs["point_coords"].dtype)
     if prev_logits.shape[-2:] != seed.shape[-2:]:
