@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.add_argument("--direction", choices=("both", "forward", "backward"), default="both")
     propagate.add_argument("--memory", choices=("selective", "sam2"), default="selective")
     propagate.add_argument("--confidence", help="CSV of per-frame confidence to write")
+    propagate.add_argument(
+        "--zoom",
+        action="store_true",
+        help="segment each object in its own region sized to it (small objects in big frames)",
+    )
     propagate.set_defaults(func=_propagate)
     try:
         from .train.commands import add_evaluate_parser, add_train_parser
@@ -134,7 +139,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _propagate(args: argparse.Namespace) -> int:
     from .engine import PropagationSession
     from .model import load_model
-    from .pipeline import parse_prompt, segment_stack
+    from .pipeline import parse_prompt, segment_stack, segment_stack_zoomed
     from .stack_files import read_stack, write_confidence_csv, write_labels
 
     prompts = [parse_prompt("point", text) for text in args.point]
@@ -144,12 +149,17 @@ def _propagate(args: argparse.Namespace) -> int:
         raise CommandError("give at least one --point or --box")
     data = read_stack(args.input)
     model = load_model(args.model, device=args.device)
-    session = PropagationSession(model, data, axis=args.axis, memory=args.memory)
 
     def report(result, done, total):
         print(f"\rframe {result.frame:4d}  {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
+    if args.zoom:
+        segmentation = segment_stack_zoomed(
+            model, data, prompts, args.axis, args.memory, args.direction, on_frame=report
+        )
+    else:
+        session = PropagationSession(model, data, axis=args.axis, memory=args.memory)
+        segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
     print(file=sys.stderr)
     write_labels(args.out, segmentation.labels)
     if args.confidence:

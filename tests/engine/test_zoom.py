@@ -62,3 +62,62 @@ def test_region_errors(small_net):
     session = PropagationSession(small_net, frames, region=(0, 0, 64, 64))
     with pytest.raises(PromptError, match="outside the session's region"):
         session.add_points(0, 1, [[100, 100]], [1])
+
+
+def test_fit_region_keeps_the_prompt_and_grows_until_the_mask_fits(small_net):
+    from napari_samed2.engine.zoom import ObjectPrompt, _touches_border, fit_region
+
+    frames, _ = _nucleus_stack(frames=1, size=256)
+    prompt = ObjectPrompt(0, np.array([[300 - 256 + 100, 150]]), np.array([1]))
+    opened = []
+
+    def open_session(region):
+        opened.append(tuple(region))
+        return PropagationSession(small_net, frames, region=region)
+
+    region, session = fit_region(open_session, prompt, (256, 256), rounds=3)
+    row0, col0, row1, col1 = region
+    assert row1 - row0 == col1 - col0 and 0 <= row0 and row1 <= 256 and 0 <= col0 and col1 <= 256
+    assert row0 <= 144 < row1 and col0 <= 150 < col1
+    assert opened[0] == zoom_region([[144, 150]], (256, 256))  # the click's first guess
+    sides = [r[2] - r[0] for r in opened]
+    assert sides == sorted(sides) and len(set(sides)) == len(sides)  # only ever grows
+    mask = session.results[0].masks[1]
+    if len(opened) < 3 and row1 - row0 < 256:
+        assert not _touches_border(mask, region)
+
+
+def test_zoomed_pipeline_with_a_full_frame_region_equals_the_plain_session(small_net):
+    from napari_samed2.pipeline import Prompt, segment_stack, segment_stack_zoomed
+
+    frames, _ = _nucleus_stack(frames=3, size=128)
+    prompts = [Prompt("point", 1, 2, (60.0, 70.0))]
+    plain = segment_stack(PropagationSession(small_net, frames), prompts)
+    zoomed = segment_stack_zoomed(small_net, frames, prompts, min_size=128)
+    assert np.array_equal(plain.labels, zoomed.labels)
+    assert set(zoomed.results) == {0, 1, 2} and set(zoomed.results[1].masks) == {2}
+    assert zoomed.results[1].prompted[2] and not zoomed.results[0].prompted[2]
+
+
+def test_zoomed_objects_each_get_their_own_region(small_net):
+    from napari_samed2.engine.zoom import ObjectPrompt, ObjectZoomSessions
+
+    frames, _ = _nucleus_stack(frames=2, size=512)
+    sessions = ObjectZoomSessions(small_net, frames, rounds=1)
+    sessions.add(1, ObjectPrompt(0, np.array([[300.0, 200.0]]), np.array([1])))
+    sessions.add(2, ObjectPrompt(0, None, None, (20.0, 30.0, 60.0, 90.0)))
+    assert sessions.regions[1] == zoom_region([[300, 200]], (512, 512))
+    assert sessions.regions[2] == zoom_region([[20, 30], [60, 90]], (512, 512))
+    seen = list(sessions.propagate("forward"))
+    assert sorted({obj for obj, _ in seen}) == [1, 2] and len(seen) == 4
+    for frame, result in sessions.results.items():
+        assert set(result.masks) == {1, 2} and result.masks[1].shape == (512, 512)
+        row0, col0, row1, col1 = sessions.regions[1]
+        outside = np.ones((512, 512), bool)
+        outside[row0:row1, col0:col1] = False
+        assert not result.masks[1][outside].any(), frame
+    with pytest.raises(PromptError, match="outside the session's region"):
+        sessions.add(1, ObjectPrompt(0, np.array([[5.0, 5.0]]), np.array([1])))
+    with pytest.raises(ValueError, match="clicks or a box"):
+        sessions.add(3, ObjectPrompt(0))
+    sessions.close()
