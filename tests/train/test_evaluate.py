@@ -1,4 +1,4 @@
-"""Evaluation: baselines on clear images, corrupted frames, crops, reports, the command."""
+"""Evaluation: baselines on clear images, corrupted frames, zoom, reports, the command."""
 
 import argparse
 
@@ -11,10 +11,10 @@ from napari_samed2.train.commands import add_evaluate_parser, run_evaluate
 from napari_samed2.train.evaluate import (
     MODEL,
     WATERSHED,
+    ZOOMED,
     EvaluationReport,
     ObjectScore,
     corrupt_frames,
-    crop_around,
     evaluate_data,
 )
 from napari_samed2.train.metrics import dice
@@ -75,13 +75,6 @@ def test_corrupt_frames_hides_labels_only_where_frames_are_replaced():
             np.testing.assert_array_equal(corrupted.image[frame], sample.image[frame])
 
 
-def test_crop_around_stays_inside_and_contains_the_click():
-    image = np.arange(300 * 200).reshape(300, 200)
-    window, (top, left) = crop_around(image, 5, 190, 128)
-    assert window.shape == (128, 128) and (top, left) == (0, 72)
-    assert window[5 - top, 190 - left] == image[5, 190]
-
-
 def test_report_tables_show_means_and_margins():
     scores = [
         ObjectScore("2d", "nuclei", 0, 1, MODEL, 0.9, 15.0),
@@ -106,6 +99,15 @@ def test_evaluate_data_runs_the_engine_and_baselines_on_user_data():
     assert len(report.scores) == 3 * objects
     assert all(0.0 <= s.dice <= 1.0 for s in report.scores)
     assert report.mean("2d", WATERSHED) > 0.7  # clear nuclei: the baseline works
+
+
+def test_zoom_adds_its_own_scores_for_every_object():
+    sample = nuclei_image(shape=(96, 96), seed=4, degradation=CLEAR)
+    net = build_model(small_config(), temporal_adapter=True)
+    report = evaluate_data(net, sample.image, sample.labels, baselines=False, zoom=True)
+    zoomed = [s for s in report.scores if s.method == ZOOMED]
+    assert sorted(s.obj_id for s in zoomed) == sorted(sample.object_ids)
+    assert all(0.0 <= s.dice <= 1.0 for s in zoomed)
 
 
 def test_evaluate_command_rejects_unknown_suites(capsys):

@@ -122,6 +122,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--image", type=Path, default=None, help="your image (.tif or .npy)")
     parser.add_argument("--labels", type=Path, default=None, help="its instance labels")
     parser.add_argument("--axis", type=int, default=0, help="propagation axis of a 3-D image")
+    parser.add_argument(
+        "--zoom", action="store_true", help="also score the model with the per-object zoom"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every score here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     parser.set_defaults(func=run_evaluate)
@@ -165,6 +168,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 axis=args.axis,
                 baselines=not args.no_baselines,
                 name=args.image.name,
+                zoom=args.zoom,
             )
         else:
             report = evaluate(
@@ -173,6 +177,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 quick=args.quick,
                 baselines=not args.no_baselines,
                 progress=lambda line: print(line, file=sys.stderr),
+                zoom=args.zoom,
             )
     except (ModelError, KeyError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -6,11 +6,12 @@ Suites (held-out synthetic sets, seeds from `EVAL_SEED` on, which training never
 - ``volume``: one click per object on the slice where it is largest, propagated both ways.
 - ``timelapse``: one click per object on the first frame where it is well inside the field
   (at least half its largest area), tracked both ways through time.
-- ``small``: 8-20 px nuclei in large fields, whole field vs a crop around the click.
+- ``small``: 8-20 px nuclei in large fields, whole field vs the engine's automatic zoom.
 - ``memory``: selective vs sam2 memory on sequences where some frames are noise or blank.
 
 Every click is also given to a seeded watershed and to scikit-image's random walker. All
-inference goes through `napari_samed2.engine.PropagationSession`.
+inference goes through `napari_samed2.engine.PropagationSession`; with ``zoom`` every suite also
+scores the model through `engine.zoom` (each object in its own region, as ``--zoom`` runs it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine import PropagationSession
+from ..engine.zoom import ObjectPrompt, ObjectZoomSessions
 from . import synthetic
 from .baselines import random_walker_from_clicks, watershed_from_clicks
 from .clips import scale_intensity
@@ -34,7 +36,7 @@ SUITES = ("2d", "volume", "timelapse", "small", "memory")
 MODEL = "model"
 WATERSHED = "watershed"
 RANDOM_WALKER = "random walker"
-CROP_SIZE = 128  # pixels of the window around a click in the "crop" strategy
+ZOOMED = f"{MODEL} (zoom)"
 
 
 @dataclass
@@ -186,7 +188,7 @@ SUITE_TITLES = {
     "2d": "2-D, one positive click per object",
     "volume": "Volumes, one prompted slice per object, propagated both ways",
     "timelapse": "Time-lapses, one prompted frame per object, tracked both ways",
-    "small": "Small nuclei (8-20 px) in large fields: whole field vs crop around the click",
+    "small": "Small nuclei (8-20 px) in large fields: whole field vs automatic zoom",
     "memory": "Selective vs SAM2 memory, sequences with noisy and blank frames (clean frames)",
 }
 
@@ -284,6 +286,7 @@ def evaluate(
     baselines: bool = True,
     seed: int = EVAL_SEED,
     progress: Callable[[str], None] | None = None,
+    zoom: bool = False,
 ) -> EvaluationReport:
     """Evaluate ``model`` (a `LoadedModel`) on the held-out synthetic suites.
 
@@ -299,6 +302,8 @@ def evaluate(
         Also run the seeded watershed and the random walker on the same clicks.
     progress : callable, optional
         Called with a line of text per sample.
+    zoom : bool
+        Also score the model with the automatic per-object zoom (the small suite always does).
     """
     suites = list(suites)
     unknown = [s for s in suites if s not in SUITES]
@@ -311,13 +316,14 @@ def evaluate(
             "seed": seed,
             "device": str(getattr(model, "device", "cpu")),
             "suites": suites,
+            "zoom": zoom,
         },
     )
     for eval_set in held_out_sets(suites, quick=quick, seed=seed):
         for index, sample in enumerate(eval_set.samples):
             started = time.perf_counter()
             runner = RUNNERS[eval_set.suite]
-            report.scores += runner(model, sample, eval_set.kind, index, baselines)
+            report.scores += runner(model, sample, eval_set.kind, index, baselines, zoom)
             if progress is not None:
                 progress(
                     f"{eval_set.suite} {eval_set.kind} #{index}: "
@@ -333,6 +339,7 @@ def evaluate_data(
     axis: int | None = None,
     baselines: bool = True,
     name: str = "data",
+    zoom: bool = False,
 ) -> EvaluationReport:
     """Evaluate on your own image (2-D, or a stack with ``axis=0``) and instance labels.
 
@@ -351,7 +358,7 @@ def evaluate_data(
     )
     suite = "2d" if image.ndim == 2 else "volume"
     report = EvaluationReport(getattr(model, "name", "model"), settings={"data": name})
-    report.scores = RUNNERS[suite](model, sample, name, 0, baselines)
+    report.scores = RUNNERS[suite](model, sample, name, 0, baselines, zoom)
     return report
 
 
@@ -370,7 +377,42 @@ def _clicks_on_frames(labels: np.ndarray, suite: str) -> dict[int, tuple[int, in
     return clicks
 
 
-def _run_2d(model, sample, kind, index, baselines) -> list[ObjectScore]:
+def _zoomed_masks(model, image, clicks, memory="selective") -> dict[int, np.ndarray]:
+    """Object id -> its mask (stack) from one click, each object in its own zoomed region.
+
+    ``clicks`` maps object ids to ``(frame, row, col)``; stacks are propagated both ways.
+    """
+    stack = image if image.ndim == 3 else image[None]
+    masks = {}
+    for obj_id, (frame, row, col) in clicks.items():
+        sessions = ObjectZoomSessions(model, stack, 0, memory)
+        sessions.add(obj_id, ObjectPrompt(frame, np.array([[row, col]]), np.array([1])))
+        if stack.shape[0] > 1:
+            for _ in sessions.propagate("both"):
+                pass
+        mask = np.zeros(stack.shape[:3], bool)
+        for frame_index, result in sessions.results.items():
+            if obj_id in result.masks:
+                mask[frame_index] = result.masks[obj_id]
+        sessions.close()
+        masks[obj_id] = mask if image.ndim == 3 else mask[0]
+    return masks
+
+
+def _zoom_scores(suite, kind, index, model, image, labels, clicks) -> list[ObjectScore]:
+    started = time.perf_counter()
+    masks = _zoomed_masks(model, image, clicks)
+    elapsed = (time.perf_counter() - started) / max(1, len(clicks))
+    valid = labels >= 0
+    return [
+        ObjectScore(suite, kind, index, obj_id, ZOOMED,
+                    dice(masks[obj_id][valid], (labels == obj_id)[valid]),
+                    equivalent_diameter(labels == obj_id), elapsed)
+        for obj_id in clicks
+    ]  # fmt: skip
+
+
+def _run_2d(model, sample, kind, index, baselines, zoom=False) -> list[ObjectScore]:
     labels = sample.labels
     clicks = {}
     for obj_id in [int(i) for i in np.unique(labels) if i > 0]:
@@ -390,6 +432,9 @@ def _run_2d(model, sample, kind, index, baselines) -> list[ObjectScore]:
     elapsed = (time.perf_counter() - started) / max(1, len(clicks))
     for score in scores:
         score.seconds = elapsed
+    if zoom:
+        framed = {obj_id: (0, row, col) for obj_id, (row, col) in clicks.items()}
+        scores += _zoom_scores("2d", kind, index, model, sample.image, labels, framed)
     if baselines:
         scores += _baselines("2d", kind, index, sample.image, labels, clicks)
     return scores
@@ -415,7 +460,7 @@ def _baselines(suite, kind, index, image, labels, clicks, scored=None) -> list[O
     return scores
 
 
-def _run_stack(model, sample, kind, index, baselines, suite, memory="selective"):
+def _run_stack(model, sample, kind, index, baselines, suite, memory="selective", zoom=False):
     labels = sample.labels
     clicks = _clicks_on_frames(np.where(labels > 0, labels, 0), suite)
     if not clicks:
@@ -445,28 +490,30 @@ def _run_stack(model, sample, kind, index, baselines, suite, memory="selective")
                     equivalent_diameter(labels == obj_id), elapsed)
         for obj_id in clicks
     ]  # fmt: skip
+    if zoom and suite != "memory":
+        scores += _zoom_scores(suite, kind, index, model, sample.image, labels, clicks)
     if baselines and suite != "memory":
         scores += _baselines(suite, kind, index, sample.image, labels, clicks)
     return scores
 
 
-def _run_volume(model, sample, kind, index, baselines):
-    return _run_stack(model, sample, kind, index, baselines, "volume")
+def _run_volume(model, sample, kind, index, baselines, zoom=False):
+    return _run_stack(model, sample, kind, index, baselines, "volume", zoom=zoom)
 
 
-def _run_timelapse(model, sample, kind, index, baselines):
-    return _run_stack(model, sample, kind, index, baselines, "timelapse")
+def _run_timelapse(model, sample, kind, index, baselines, zoom=False):
+    return _run_stack(model, sample, kind, index, baselines, "timelapse", zoom=zoom)
 
 
-def _run_memory(model, sample, kind, index, baselines):
+def _run_memory(model, sample, kind, index, baselines, zoom=False):
     scores = []
     for memory in ("selective", "sam2"):
         scores += _run_stack(model, sample, kind, index, False, "memory", memory=memory)
     return scores
 
 
-def _run_small(model, sample, kind, index, baselines) -> list[ObjectScore]:
-    """Whole-field clicks vs clicks on a `CROP_SIZE` window around each click."""
+def _run_small(model, sample, kind, index, baselines, zoom=True) -> list[ObjectScore]:
+    """Whole-field clicks vs the engine's automatic zoom (always both)."""
     labels = sample.labels
     ids = [i for i in (int(v) for v in np.unique(labels)) if i > 0]
     truths = {i: labels == i for i in ids}
@@ -484,33 +531,11 @@ def _run_small(model, sample, kind, index, baselines) -> list[ObjectScore]:
                         equivalent_diameter(truths[obj_id]))
         )  # fmt: skip
     session.close()
-    # Intensity scaling comes from the whole field, as the engine would see it.
-    scaled = scale_intensity(sample.image)
-    for obj_id, (row, col) in clicks.items():
-        window, (top, left) = crop_around(scaled, row, col, CROP_SIZE)
-        crop_session = PropagationSession(model, window, axis=0, memory="selective")
-        result = crop_session.add_points(0, obj_id, [[row - top, col - left]], [1])
-        crop_session.close()
-        mask = np.zeros(labels.shape, bool)
-        mask[top : top + window.shape[0], left : left + window.shape[1]] = result.masks[obj_id]
-        scores.append(
-            ObjectScore("small", kind, index, obj_id, f"{MODEL} (crop {CROP_SIZE} px)",
-                        dice(mask, truths[obj_id]), equivalent_diameter(truths[obj_id]))
-        )  # fmt: skip
+    framed = {obj_id: (0, row, col) for obj_id, (row, col) in clicks.items()}
+    scores += _zoom_scores("small", kind, index, model, sample.image, labels, framed)
     if baselines and clicks:
         scores += _baselines("small", kind, index, sample.image, labels, clicks)
     return scores
-
-
-def crop_around(image: np.ndarray, row: int, col: int, size: int):
-    """A ``size`` x ``size`` window of ``image`` centred on (row, col), moved inside the image.
-
-    Returns the window and its top-left corner.
-    """
-    rows, cols = image.shape[:2]
-    top = int(np.clip(row - size // 2, 0, max(0, rows - size)))
-    left = int(np.clip(col - size // 2, 0, max(0, cols - size)))
-    return image[top : top + size, left : left + size], (top, left)
 
 
 RUNNERS = {
