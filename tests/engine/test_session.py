@@ -333,3 +333,27 @@ def test_click_seed_models_get_their_clicks_in_the_mask_prompt(small_net):
         session = PropagationSession(loaded(click_seed), frames)
         masks[click_seed] = session.add_points(0, 1, [(32, 20)], [1]).masks[1]
     assert not np.array_equal(masks[False], masks[True])
+
+
+def test_carry_mask_models_get_the_neighbours_mask_on_tracked_frames_only(small_net):
+    from napari_samed2.model import LoadedModel, Preprocessing
+
+    from .conftest import moving_disk_video
+
+    def loaded(carry_mask):
+        return LoadedModel(
+            name="carry-test", net=small_net,
+            preprocessing=Preprocessing(256, None, None, 0.0, carry_mask=carry_mask),
+            device=torch.device("cpu"), dtype=torch.float32, config={},
+            temporal_adapter=False,
+        )  # fmt: skip
+
+    frames, _ = moving_disk_video(frames=6)
+    runs = {}
+    for carry_mask in (False, True):
+        session = PropagationSession(loaded(carry_mask), frames, memory="sam2")
+        session.add_points(2, 1, [(32, 28)], [1])
+        runs[carry_mask] = {r.frame: r.masks[1] for r in session.propagate("both")}
+        assert set(session._tracks[1].logits) == set(range(6))
+    assert np.array_equal(runs[False][2], runs[True][2])  # the prompted frame is not tracked
+    assert any(not np.array_equal(runs[False][f], runs[True][f]) for f in (0, 1, 3, 4, 5))

@@ -176,7 +176,26 @@ def test_click_seed_changes_the_training_loss_and_is_exported(tmp_path):
         outcome = track_clip(net, clip, np.random.default_rng(1), settings)
         losses[click_seed] = float(outcome.loss.total)
     assert losses[False] != pytest.approx(losses[True], rel=1e-6)
-    train(_tiny_settings(steps=1, click_seed=True), tmp_path / "run", device="cpu", progress=False)
+    settings = _tiny_settings(steps=1, click_seed=True, carry_mask=True)
+    train(settings, tmp_path / "run", device="cpu", progress=False)
     path = export_weights(tmp_path / "run", tmp_path / "seeded.safetensors", name="seeded")
-    assert load_model(path, device="cpu").preprocessing.click_seed
-    assert json.loads(path.with_suffix(".json").read_text())["click_seed"] is True
+    preprocessing = load_model(path, device="cpu").preprocessing
+    assert preprocessing.click_seed and preprocessing.carry_mask
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["click_seed"] is True and record["carry_mask"] is True
+
+
+def test_carry_mask_changes_tracking_but_not_the_prompted_frame():
+    sampler = ClipSampler(image_size=128, num_frames=4, batch_size=1, seed=5,
+                          mix={"nuclei-volume": 1.0}, objects_per_clip=1)  # fmt: skip
+    clip = sampler.batch(0)
+    torch.manual_seed(0)
+    net = build_model(TINY, temporal_adapter=True)
+    dice = {}
+    for carry in (False, True):
+        settings = PromptSettings(mask=0.0, box=0.0, correct_other_frame=0.0, carry_mask=carry,
+                                  carry_drop=0.0)  # fmt: skip
+        torch.manual_seed(1)
+        dice[carry] = track_clip(net, clip, np.random.default_rng(2), settings).frame_dice
+    assert dice[False][0] == dice[True][0]
+    assert not np.allclose(dice[False][1:], dice[True][1:])

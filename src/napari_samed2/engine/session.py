@@ -82,6 +82,7 @@ class PropagationSession:
             self.model_input = ModelInput(prep.image_size, prep.mean, prep.std)
             self.mask_threshold = float(prep.mask_threshold)
             self.click_seed = bool(prep.click_seed)
+            self.carry_mask = bool(prep.carry_mask)
             self.device, self.dtype = model.device, model.dtype
             self.model_name = model.name
         elif isinstance(model, SAM2Base):
@@ -90,6 +91,7 @@ class PropagationSession:
             self.model_input = ModelInput(size, IMAGENET_MEAN, IMAGENET_STD)
             self.mask_threshold = 0.0
             self.click_seed = False
+            self.carry_mask = False
             self.device = next(model.parameters()).device
             self.dtype = torch.float32
             self.model_name = type(model).__name__
@@ -356,14 +358,25 @@ class PropagationSession:
                 out = track.cond[frame]
                 in_memory = True
             else:
+                carried = self._carried_logits(track, frame, reverse)
                 if self.memory == "sam2":
-                    out = self.tracker.infer(track, obj_id, frame, False, None, None, reverse, True)
+                    out = self.tracker.infer(
+                        track, obj_id, frame, False, None, None, reverse, True, carried
+                    )
                     track.non_cond[frame] = out
                     in_memory = True
                 else:
                     # the memory encoder runs only for frames that will be remembered
                     out = self.tracker.infer(
-                        track, obj_id, frame, False, None, None, reverse, self.tracker.remember
+                        track,
+                        obj_id,
+                        frame,
+                        False,
+                        None,
+                        None,
+                        reverse,
+                        self.tracker.remember,
+                        carried,
                     )
                     in_memory = out["maskmem_features"] is not None
                     if in_memory:
@@ -373,6 +386,7 @@ class PropagationSession:
                     if in_memory and out["score"] > 0 and out["iou"] >= gate.bank_threshold:
                         self._offer_to_bank(track, obj_id, frame, out, "propagation")
             track.tracked[frame] = reverse
+            track.logits[frame] = out["pred_masks"]
             self._fill(result, obj_id, out, in_memory, frame in track.confirmed)
         self.results[frame] = self.results.get(frame, FrameResult(frame)).merged(result)
         return self.results[frame]
@@ -410,6 +424,7 @@ class PropagationSession:
                 False,
                 prev_logits,
             )
+        track.logits[frame] = out["pred_masks"]
         if correction:
             out["iou"] = 1.0
         out["maskmem_features"] = None  # encoded before the next propagation (sam2's preflight)
@@ -428,6 +443,13 @@ class PropagationSession:
         self._fill(result, obj_id, out, True, frame in track.confirmed)
         self.results[frame] = self.results.get(frame, FrameResult(frame)).merged(result)
         return self.results[frame]
+
+    def _carried_logits(self, track: ObjectTrack, frame: int, reverse: bool):
+        """The neighbour's mask logits (the frame tracked just before), for carry-mask models."""
+        if not self.carry_mask:
+            return None
+        logits = track.logits.get(frame + 1 if reverse else frame - 1)
+        return None if logits is None else logits.clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
 
     def _encode_pending_memories(self) -> None:
         with torch.inference_mode():

@@ -37,6 +37,8 @@ class ObjectTrack:
     points: dict[int, dict] = field(default_factory=dict)
     confirmed: set[int] = field(default_factory=set)
     bank_uids: dict[int, int] = field(default_factory=dict)  # corrected frame -> bank entry
+    # frame -> latest low-res logits (1, 1, S/4, S/4), for models that carry masks forward
+    logits: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def output_dict(self) -> dict[str, dict[int, dict]]:

@@ -25,6 +25,7 @@ class Preprocessing:
     std: tuple[float, float, float] | None = IMAGENET_STD
     mask_threshold: float = 0.0
     click_seed: bool = False  # clicks and boxes also drawn into the mask prompt (click_seed.py)
+    carry_mask: bool = False  # tracked frames get the neighbour's mask logits as mask prompt
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -38,6 +39,7 @@ class Preprocessing:
             std=tuple(std) if std is not None else None,
             mask_threshold=float(values.get("mask_threshold", 0.0)),
             click_seed=bool(values.get("click_seed", False)),
+            carry_mask=bool(values.get("carry_mask", False)),
         )
 
 
@@ -160,7 +162,7 @@ REGISTRY: dict[str, ModelSpec] = {
         description="Small SAMed-2 trained by this project on synthetic microscopy; embedded",
         config=nano_config,
         temporal_adapter=True,
-        preprocessing=Preprocessing(256, None, None, 0.0, click_seed=True),
+        preprocessing=Preprocessing(256, None, None, 0.0, click_seed=True, carry_mask=True),
         licence="Apache-2.0",
         filename="samed2-nano.safetensors",
         bundled="weights/samed2-nano.safetensors",

@@ -39,6 +39,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         help="also draw clicks and boxes into the mask prompt (the nano model's recipe)",
     )
     parser.add_argument(
+        "--carry-mask",
+        action="store_true",
+        help="give tracked frames the previous frame's mask as mask prompt (nano's recipe)",
+    )
+    parser.add_argument(
         "--focal-weight", type=float, default=20.0, help="focal loss weight (SAM2: 20)"
     )
     parser.add_argument("--dice-weight", type=float, default=1.0, help="dice loss weight (SAM2: 1)")
@@ -75,6 +80,7 @@ def run_train(args: argparse.Namespace) -> int:
         tracked_per_clip=args.tracked,
         click_task=not args.no_click_task,
         click_seed=args.click_seed,
+        carry_mask=args.carry_mask,
         focal_weight=args.focal_weight,
         dice_weight=args.dice_weight,
         lr=args.lr,

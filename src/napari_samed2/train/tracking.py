@@ -27,6 +27,7 @@ from .prompts import (
 )
 
 MIN_CLICK_AREA = MIN_OBJECT_AREA  # pixels: smaller cross-sections are not prompted
+CARRY_CLAMP = 32.0  # the engine clamps carried logits the same way (MASK_LOGIT_CLAMP)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class PromptSettings:
     click_task: bool = False  # also prompt every object on every frame (decoder only)
     click_task_corrections: int = 1  # correction clicks in the click task
     click_seed: bool = False  # clicks also drawn into the mask prompt (model/click_seed.py)
+    carry_mask: bool = False  # tracked frames get the previous frame's logits as mask prompt
+    carry_drop: float = 0.1  # ... except on this fraction of them (the engine may lack one)
 
 
 @dataclass
@@ -130,6 +133,7 @@ def track_clip(
 
     total: LossTerms | None = None
     dice = np.zeros(frames)
+    previous_logits = None
     for t in range(frames):
         index = owner * frames + t
         feats = [x[:, index] for x in vision_feats]
@@ -137,11 +141,21 @@ def track_clip(
         is_cond = t == 0
         point_inputs = _points_to_tensor(points, device) if (is_cond and points) else None
         mask_inputs = truth[:, 0:1].float() if (is_cond and points is None) else None
-        seed = _seed(point_inputs, None, net, settings)
-        current, sam_out, high_res, pix_feat = net._track_step(
-            t, is_cond, feats, pos, feat_sizes, point_inputs, mask_inputs, output_dict,
-            frames, False, seed,
-        )  # fmt: skip
+        carried = (
+            previous_logits
+            if (settings.carry_mask and not is_cond and rng.random() >= settings.carry_drop)
+            else None
+        )
+        if carried is not None:
+            current, sam_out, high_res, pix_feat = _track_step_with_mask_prompt(
+                net, t, feats, pos, feat_sizes, output_dict, frames, carried
+            )
+        else:
+            seed = _seed(point_inputs, None, net, settings)
+            current, sam_out, high_res, pix_feat = net._track_step(
+                t, is_cond, feats, pos, feat_sizes, point_inputs, mask_inputs, output_dict,
+                frames, False, seed,
+            )  # fmt: skip
         _, high_multi, ious, low_mask, high_mask, obj_ptr, obj_logits = sam_out
         if mask_inputs is None:
             step = sam2_loss(high_multi, ious, obj_logits, truth[:, t], weights)
@@ -187,6 +201,7 @@ def track_clip(
 
         current["pred_masks"] = low_mask
         current["pred_masks_high_res"] = high_mask
+        previous_logits = low_mask.detach().clamp(-CARRY_CLAMP, CARRY_CLAMP)
         current["obj_ptr"] = obj_ptr
         net._encode_memory_in_output(
             feats, feat_sizes, point_inputs, True, high_mask, obj_logits, current
@@ -206,6 +221,30 @@ def track_clip(
         zero = clip.images.sum() * 0.0
         total = LossTerms(zero, zero, zero, zero, zero)
     return ClipOutcome(total, dice, click_dice if settings.click_task else float("nan"))
+
+
+def _track_step_with_mask_prompt(net, t, feats, pos, feat_sizes, output_dict, frames, logits):
+    """sam2's ``_track_step`` for a tracked frame with ``logits`` as its mask prompt.
+
+    (``_track_step`` itself accepts previous logits only together with clicks.)
+    """
+    high_res = [
+        x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)
+        for x, size in zip(feats[:-1], feat_sizes[:-1], strict=True)
+    ]
+    pix_feat = net._prepare_memory_conditioned_features(
+        frame_idx=t, is_init_cond_frame=False, current_vision_feats=feats[-1:],
+        current_vision_pos_embeds=pos[-1:], feat_sizes=feat_sizes[-1:],
+        output_dict=output_dict, num_frames=frames, track_in_reverse=False,
+    )  # fmt: skip
+    sam_out = net._forward_sam_heads(
+        backbone_features=pix_feat,
+        point_inputs=None,
+        mask_inputs=logits,
+        high_res_features=high_res,
+        multimask_output=net._use_multimask(False, None),
+    )
+    return {"point_inputs": None, "mask_inputs": None}, sam_out, high_res, pix_feat
 
 
 def _seed(point_inputs, prev_logits, net: SAM2Base, settings: PromptSettings):

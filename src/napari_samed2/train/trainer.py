@@ -54,6 +54,9 @@ class TrainSettings:
     click_seed : bool
         Also draw clicks and boxes into the mask prompt (`model.click_seed`); the exported
         checkpoint then asks the engine to do the same.
+    carry_mask : bool
+        Give tracked frames the previous frame's mask logits as their mask prompt (also
+        recorded in the exported checkpoint's preprocessing).
     focal_weight, dice_weight : float
         Loss weights of the focal and dice terms (SAM2: 20 and 1). From scratch, focal x20
         drives every mask to empty within ~20 steps; the nano run uses 1 and 5.
@@ -84,6 +87,7 @@ class TrainSettings:
     tracked_per_clip: int = 0
     click_task: bool = False
     click_seed: bool = False
+    carry_mask: bool = False
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     lr: float = 1e-3
@@ -204,6 +208,7 @@ def train(
             tracked_per_clip=settings.tracked_per_clip,
             click_task=settings.click_task,
             click_seed=settings.click_seed,
+            carry_mask=settings.carry_mask,
         )
         weights = LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)
         outcome = track_clip(net, clip, rng, prompting, weights)
@@ -292,6 +297,7 @@ def export_weights(
     preprocessing = replace(
         spec.preprocessing if spec is not None else REGISTRY["samed2-nano"].preprocessing,
         click_seed=settings.click_seed,
+        carry_mask=settings.carry_mask,
     )
     training = {
         "steps": int(state["step"]),
@@ -303,6 +309,7 @@ def export_weights(
         "tracked_per_clip": settings.tracked_per_clip,
         "click_task": settings.click_task,
         "click_seed": settings.click_seed,
+        "carry_mask": settings.carry_mask,
         "loss_weights": asdict(LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)),
         "lr": settings.lr,
         "data": data,
