@@ -101,14 +101,11 @@ def test_models_lists_the_registry(capsys):
     assert "samed2-nano (default)" in text and "sam2.1-base-plus" in text
 
 
-def test_propagate_with_zoom_matches_the_zoomed_pipeline(tiny_checkpoint, stack, tmp_path):
-    from napari_samed2.pipeline import segment_stack_zoomed
-
+def test_propagate_with_zoom_matches_a_zoomed_session(tiny_checkpoint, stack, tmp_path):
     path, volume = stack
     out = tmp_path / "zoomed.npy"
     args = ["propagate", str(path), "--model", str(tiny_checkpoint), "--zoom"]
     assert main([*args, "--point", "2,20,22", "--out", str(out)]) == 0
-    expected = segment_stack_zoomed(
-        load_model(tiny_checkpoint), volume, [Prompt("point", 2, 1, (20, 22))]
-    ).labels
+    session = PropagationSession(load_model(tiny_checkpoint), volume, zoom=True)
+    expected = segment_stack(session, [Prompt("point", 2, 1, (20, 22))]).labels
     assert np.array_equal(np.load(out), expected)

@@ -139,7 +139,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _propagate(args: argparse.Namespace) -> int:
     from .engine import PropagationSession
     from .model import load_model
-    from .pipeline import parse_prompt, segment_stack, segment_stack_zoomed
+    from .pipeline import parse_prompt, segment_stack
     from .stack_files import read_stack, write_confidence_csv, write_labels
 
     prompts = [parse_prompt("point", text) for text in args.point]
@@ -153,13 +153,8 @@ def _propagate(args: argparse.Namespace) -> int:
     def report(result, done, total):
         print(f"\rframe {result.frame:4d}  {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    if args.zoom:
-        segmentation = segment_stack_zoomed(
-            model, data, prompts, args.axis, args.memory, args.direction, on_frame=report
-        )
-    else:
-        session = PropagationSession(model, data, axis=args.axis, memory=args.memory)
-        segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
+    session = PropagationSession(model, data, axis=args.axis, memory=args.memory, zoom=args.zoom)
+    segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
     print(file=sys.stderr)
     write_labels(args.out, segmentation.labels)
     if args.confidence:

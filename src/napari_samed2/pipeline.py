@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import FrameResult, PropagationSession
-from .engine.zoom import ObjectPrompt, ObjectZoomSessions
 
 PROMPT_KINDS = ("point", "negative", "box")
 
@@ -101,8 +100,22 @@ def segment_stack(
     on_frame : callable, optional
         Called as ``on_frame(result, done, total)`` after every propagated frame.
     """
-    for obj_id, prompt in object_prompts(prompts):
-        prompt.apply(session, obj_id)
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts given; add at least one point or box")
+    by_frame_object: dict[tuple[int, int], list[Prompt]] = {}
+    for prompt in prompts:
+        by_frame_object.setdefault((prompt.frame, prompt.obj_id), []).append(prompt)
+    for (frame, obj_id), group in by_frame_object.items():
+        points = [p.coords for p in group if p.kind in ("point", "negative")]
+        labels = [1 if p.kind == "point" else 0 for p in group if p.kind != "box"]
+        boxes = [p.coords for p in group if p.kind == "box"]
+        if len(boxes) > 1:
+            raise ValueError(f"object {obj_id} has {len(boxes)} boxes on frame {frame}; give one")
+        if boxes:
+            session.add_box(frame, obj_id, boxes[0], points or None, labels or None)
+        else:
+            session.add_points(frame, obj_id, np.asarray(points), np.asarray(labels))
     total = session.num_frames
     done = 0
     for result in session.propagate(direction=direction):
@@ -112,74 +125,10 @@ def segment_stack(
     return assemble_labels(session)
 
 
-def object_prompts(prompts: Iterable[Prompt]) -> list[tuple[int, ObjectPrompt]]:
-    """Group prompts by (frame, object): clicks and at most one box each, in the given order."""
-    prompts = list(prompts)
-    if not prompts:
-        raise ValueError("no prompts given; add at least one point or box")
-    by_frame_object: dict[tuple[int, int], list[Prompt]] = {}
-    for prompt in prompts:
-        by_frame_object.setdefault((prompt.frame, prompt.obj_id), []).append(prompt)
-    grouped = []
-    for (frame, obj_id), group in by_frame_object.items():
-        points = [p.coords for p in group if p.kind in ("point", "negative")]
-        labels = [1 if p.kind == "point" else 0 for p in group if p.kind != "box"]
-        boxes = [p.coords for p in group if p.kind == "box"]
-        if len(boxes) > 1:
-            raise ValueError(f"object {obj_id} has {len(boxes)} boxes on frame {frame}; give one")
-        grouped.append(
-            (
-                obj_id,
-                ObjectPrompt(
-                    frame,
-                    np.asarray(points, np.float64).reshape(-1, 2) if points else None,
-                    np.asarray(labels) if points else None,
-                    tuple(boxes[0]) if boxes else None,
-                ),
-            )
-        )
-    return grouped
-
-
-def segment_stack_zoomed(
-    model,
-    data,
-    prompts: Iterable[Prompt],
-    axis: int = 0,
-    memory: str = "selective",
-    direction: str = "both",
-    on_frame: Callable[[FrameResult, int, int], None] | None = None,
-    **zoom,
-) -> StackSegmentation:
-    """`segment_stack` with an automatic zoom per object (`engine.zoom`).
-
-    Each object is segmented and propagated in its own region of the frames, chosen from its
-    first prompt so that small objects are magnified and large ones seen whole; ``zoom`` takes
-    `ObjectZoomSessions`' ``context``, ``min_size`` and ``rounds``. ``on_frame`` gets
-    ``(result, done, total)`` with ``total`` = frames x objects.
-    """
-    sessions = ObjectZoomSessions(model, data, axis, memory, **zoom)
-    try:
-        grouped = object_prompts(prompts)
-        for obj_id, prompt in grouped:
-            sessions.add(obj_id, prompt)
-        total = sessions.num_frames * len(sessions.sessions)
-        for done, (_, result) in enumerate(sessions.propagate(direction), start=1):
-            if on_frame is not None:
-                on_frame(result, done, total)
-        return _labels_from_results(sessions.results, sessions.num_frames, sessions.frame_shape)
-    finally:
-        sessions.close()
-
-
 def assemble_labels(session: PropagationSession) -> StackSegmentation:
     """The session's latest results as a label stack (higher object ids win overlaps)."""
-    return _labels_from_results(session.results, session.num_frames, session.frame_shape)
-
-
-def _labels_from_results(results, num_frames: int, frame_shape) -> StackSegmentation:
-    labels = np.zeros((num_frames, *frame_shape), dtype=np.int32)
-    for frame, result in results.items():
+    labels = np.zeros((session.num_frames, *session.frame_shape), dtype=np.int32)
+    for frame, result in session.results.items():
         for obj_id in sorted(result.masks):
             labels[frame][result.masks[obj_id]] = obj_id
-    return StackSegmentation(labels, dict(results))
+    return StackSegmentation(labels, dict(session.results))

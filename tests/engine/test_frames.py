@@ -134,3 +134,14 @@ def test_frames_are_read_one_at_a_time():
     source.model_input(7, SAM2_INPUT)
     assert all(isinstance(index[0], int) for index in data.reads)  # never the whole stack
     assert len(data.reads) <= 17  # the percentile sample (16 frames) + the frame itself
+
+
+def test_value_range_replaces_the_estimated_scaling_and_is_checked():
+    from napari_samed2.engine import FrameDataError, FrameSource
+
+    data = np.linspace(0, 1000, 2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    fixed = FrameSource(data, value_range=(0.0, 2000.0))
+    assert fixed.intensity_range() == (0.0, 2000.0)
+    assert fixed.scaled(1).max() == pytest.approx(0.5)
+    with pytest.raises(FrameDataError, match="value_range"):
+        FrameSource(data, value_range=(5.0, float("nan")))

@@ -64,60 +64,66 @@ def test_region_errors(small_net):
         session.add_points(0, 1, [[100, 100]], [1])
 
 
-def test_fit_region_keeps_the_prompt_and_grows_until_the_mask_fits(small_net):
-    from napari_samed2.engine.zoom import ObjectPrompt, _touches_border, fit_region
+def test_grown_region_doubles_at_least_and_stops_when_the_mask_fits():
+    from napari_samed2.engine.frames import grown_region
 
-    frames, _ = _nucleus_stack(frames=1, size=256)
-    prompt = ObjectPrompt(0, np.array([[300 - 256 + 100, 150]]), np.array([1]))
-    opened = []
-
-    def open_session(region):
-        opened.append(tuple(region))
-        return PropagationSession(small_net, frames, region=region)
-
-    region, session = fit_region(open_session, prompt, (256, 256), rounds=3)
-    row0, col0, row1, col1 = region
-    assert row1 - row0 == col1 - col0 and 0 <= row0 and row1 <= 256 and 0 <= col0 and col1 <= 256
-    assert row0 <= 144 < row1 and col0 <= 150 < col1
-    assert opened[0] == zoom_region([[144, 150]], (256, 256))  # the click's first guess
-    sides = [r[2] - r[0] for r in opened]
-    assert sides == sorted(sides) and len(set(sides)) == len(sides)  # only ever grows
-    mask = session.results[0].masks[1]
-    if len(opened) < 3 and row1 - row0 < 256:
-        assert not _touches_border(mask, region)
+    mask = np.zeros((512, 512), bool)
+    mask[260:340, 160:240] = True  # 80 px object, cut by the 64-px region around (300, 200)
+    region = zoom_region([[300, 200]], (512, 512))
+    grown = grown_region(mask, region, [[300, 200]])
+    assert grown[2] - grown[0] >= 128 and grown[0] <= 260 and grown[2] >= 340
+    assert grown_region(mask, grown, [[300, 200]]) is None  # inside: fits
+    assert grown_region(np.zeros_like(mask), region, [[300, 200]]) is None  # empty
+    edge = np.zeros((512, 512), bool)
+    edge[0:10, 0:10] = True  # touches the region's edge only where that is the frame's edge
+    assert grown_region(edge, (0, 0, 64, 64), [[5, 5]]) is None
+    assert grown_region(mask, (0, 0, 512, 512), [[300, 200]]) is None  # whole frame already
 
 
-def test_zoomed_pipeline_with_a_full_frame_region_equals_the_plain_session(small_net):
-    from napari_samed2.pipeline import Prompt, segment_stack, segment_stack_zoomed
-
-    frames, _ = _nucleus_stack(frames=3, size=128)
-    prompts = [Prompt("point", 1, 2, (60.0, 70.0))]
-    plain = segment_stack(PropagationSession(small_net, frames), prompts)
-    zoomed = segment_stack_zoomed(small_net, frames, prompts, min_size=128)
-    assert np.array_equal(plain.labels, zoomed.labels)
-    assert set(zoomed.results) == {0, 1, 2} and set(zoomed.results[1].masks) == {2}
-    assert zoomed.results[1].prompted[2] and not zoomed.results[0].prompted[2]
-
-
-def test_zoomed_objects_each_get_their_own_region(small_net):
-    from napari_samed2.engine.zoom import ObjectPrompt, ObjectZoomSessions
-
+def test_zoom_session_fits_a_region_per_object_and_pastes_masks_back(small_net):
     frames, _ = _nucleus_stack(frames=2, size=512)
-    sessions = ObjectZoomSessions(small_net, frames, rounds=1)
-    sessions.add(1, ObjectPrompt(0, np.array([[300.0, 200.0]]), np.array([1])))
-    sessions.add(2, ObjectPrompt(0, None, None, (20.0, 30.0, 60.0, 90.0)))
-    assert sessions.regions[1] == zoom_region([[300, 200]], (512, 512))
-    assert sessions.regions[2] == zoom_region([[20, 30], [60, 90]], (512, 512))
-    seen = list(sessions.propagate("forward"))
-    assert sorted({obj for obj, _ in seen}) == [1, 2] and len(seen) == 4
-    for frame, result in sessions.results.items():
-        assert set(result.masks) == {1, 2} and result.masks[1].shape == (512, 512)
-        row0, col0, row1, col1 = sessions.regions[1]
-        outside = np.ones((512, 512), bool)
-        outside[row0:row1, col0:col1] = False
-        assert not result.masks[1][outside].any(), frame
+    session = PropagationSession(small_net, frames, zoom=True)
+    first = session.add_points(0, 1, [[300, 200]], [1]).masks[1]
+    session.add_box(0, 2, (20, 30, 60, 90))
+    region = session.region_of(1)
+    assert region[2] - region[0] == region[3] - region[1] >= 64
+    assert region[0] <= 300 < region[2] and region[1] <= 200 < region[3]
+    box_region = session.region_of(2)
+    assert box_region[0] <= 20 and box_region[2] >= 60 and box_region[3] >= 90
+    assert first.shape == (512, 512)
+    results = list(session.propagate("forward"))
+    for result in results:
+        for obj_id in (1, 2):
+            row0, col0, row1, col1 = session.region_of(obj_id)
+            outside = np.ones((512, 512), bool)
+            outside[row0:row1, col0:col1] = False
+            assert not result.masks[obj_id][outside].any()
+    # later prompts must fall in the object's region; a new object may go anywhere
     with pytest.raises(PromptError, match="outside the session's region"):
-        sessions.add(1, ObjectPrompt(0, np.array([[5.0, 5.0]]), np.array([1])))
-    with pytest.raises(ValueError, match="clicks or a box"):
-        sessions.add(3, ObjectPrompt(0))
-    sessions.close()
+        session.add_points(1, 1, [[5, 5]], [1])
+    session.add_points(1, 3, [[5, 5]], [1])
+    assert session.region_of(3)[0] == 0
+    session.close()
+
+
+def test_zoom_off_and_a_whole_frame_zoom_give_the_plain_session(small_net):
+    from napari_samed2.pipeline import Prompt, segment_stack
+
+    frames, _ = _nucleus_stack(frames=3, size=64)  # smaller than the first zoom region
+    prompts = [Prompt("point", 1, 2, (30.0, 40.0))]
+    plain = segment_stack(PropagationSession(small_net, frames), prompts)
+    zoomed_session = PropagationSession(small_net, frames, zoom=True)
+    zoomed = segment_stack(zoomed_session, prompts)
+    assert zoomed_session.region_of(2) == (0, 0, 64, 64)
+    np.testing.assert_array_equal(plain.labels, zoomed.labels)
+
+
+def test_zoomed_mask_prompt_takes_its_region_from_the_mask(small_net):
+    frames, disks = _nucleus_stack(frames=2, size=512)
+    session = PropagationSession(small_net, frames, memory="sam2", zoom=True)
+    result = session.add_mask(0, 1, disks[0])
+    row0, col0, row1, col1 = session.region_of(1)
+    assert row1 - row0 == col1 - col0 == 64  # a 12-px disk: 4x its extent is under the minimum
+    assert iou(result.masks[1], disks[0]) > 0.85
+    propagated = list(session.propagate("forward"))
+    assert [r.frame for r in propagated] == [0, 1] and propagated[1].masks[1].shape == (512, 512)

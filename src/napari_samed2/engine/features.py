@@ -103,6 +103,24 @@ class FeatureCache:
             self._bytes = 0
 
 
+class CacheView:
+    """One region's part of a shared `FeatureCache` (keys ``(region, frame)``): the zoomed
+    objects of a session share one byte budget."""
+
+    def __init__(self, cache: FeatureCache, region: tuple[int, int, int, int]):
+        self.shared = cache
+        self.region = tuple(region)
+
+    def __contains__(self, frame: int) -> bool:
+        return (self.region, frame) in self.shared
+
+    def get(self, frame: int) -> FrameFeatures | None:
+        return self.shared.get((self.region, frame))
+
+    def put(self, frame: int, features: FrameFeatures) -> None:
+        self.shared.put((self.region, frame), features)
+
+
 class FrameEncoder:
     """Runs a network's image encoder on frames, in pairs, through a `FeatureCache`.
 

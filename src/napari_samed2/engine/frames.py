@@ -59,6 +59,9 @@ class FrameSource:
     region : (row0, col0, row1, col1), optional
         Only this part of every frame is read and shown to the model (a zoom for small
         objects: see `zoom_region`); ``frame_shape`` stays the full frame's shape.
+    value_range : (float, float), optional
+        The (low, high) intensities mapped to 0 and 1, instead of estimating them (a zoomed
+        region scaled like the whole frames).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class FrameSource:
         position: Sequence[int] | None = None,
         percentiles: tuple[float, float] = (0.5, 99.5),
         region: Sequence[int] | None = None,
+        value_range: tuple[float, float] | None = None,
     ):
         shape = tuple(int(n) for n in getattr(data, "shape", ()))
         dtype = np.dtype(getattr(data, "dtype", np.float64))
@@ -142,6 +146,11 @@ class FrameSource:
         self.region = _check_region(region, self.frame_shape)
         self._percentiles = percentiles
         self._range: tuple[float, float] | None = None
+        if value_range is not None:
+            low, high = (float(v) for v in value_range)
+            if not (np.isfinite(low) and np.isfinite(high) and high >= low):
+                raise FrameDataError(f"value_range must be finite (low, high), got {value_range}")
+            self._range = (low, high)
 
     def __len__(self) -> int:
         return self.num_frames
@@ -317,3 +326,53 @@ def zoom_region(
     row0 = int(np.clip(round(centre[0] - side / 2), 0, rows - side))
     col0 = int(np.clip(round(centre[1] - side / 2), 0, cols - side))
     return (row0, col0, row0 + side, col0 + side)
+
+
+ZOOM_CONTEXT = 4.0  # a zoomed object's region side as a multiple of its extent
+ZOOM_MIN_SIZE = 64  # pixels: the smallest region (a click's first guess)
+ZOOM_ROUNDS = 4  # at most this many tries while growing an object's region
+
+
+def touches_open_edge(mask: np.ndarray, region: Sequence[int]) -> bool:
+    """Whether the full-frame ``mask`` reaches an edge of ``region`` that is not the frame's."""
+    row0, col0, row1, col1 = region
+    rows, cols = mask.shape
+    inside = mask[row0:row1, col0:col1]
+    edges = [
+        (row0 > 0, inside[0]),
+        (row1 < rows, inside[-1]),
+        (col0 > 0, inside[:, 0]),
+        (col1 < cols, inside[:, -1]),
+    ]
+    return any(open_edge and edge.any() for open_edge, edge in edges)
+
+
+def grown_region(
+    mask: np.ndarray,
+    region: Sequence[int],
+    anchor,
+    *,
+    context: float = ZOOM_CONTEXT,
+    min_size: int = ZOOM_MIN_SIZE,
+) -> tuple[int, int, int, int] | None:
+    """The next, larger region for an object whose ``mask`` runs into ``region``'s edge.
+
+    Returns None when the region fits: the mask is empty, stays off the region's open edges,
+    or the region is already as large as the frame allows. The new region covers the mask and
+    the prompt points ``anchor`` with ``context`` around them, and is at least twice as large.
+    """
+    rows, cols = mask.shape
+    side = region[2] - region[0]
+    if not mask.any() or side >= min(rows, cols) or not touches_open_edge(mask, region):
+        return None
+    ys, xs = np.nonzero(mask)
+    extent = np.concatenate(
+        [
+            np.asarray(anchor, np.float64).reshape(-1, 2),
+            [[ys.min(), xs.min()], [ys.max() + 1, xs.max() + 1]],
+        ]
+    )
+    grown = zoom_region(extent, (rows, cols), context=context, min_size=min_size)
+    if grown[2] - grown[0] < 2 * side:
+        grown = zoom_region(extent, (rows, cols), context=1.0, min_size=min(2 * side, rows, cols))
+    return grown

@@ -21,8 +21,16 @@ from sam2.utils.misc import concat_points
 from ..model import LoadedModel, has_temporal_adapter, with_click_seed
 from ..model.registry import IMAGENET_MEAN, IMAGENET_STD
 from .errors import PromptError, PropagationError
-from .features import FeatureCache, FrameEncoder
-from .frames import FrameSource, ModelInput
+from .features import CacheView, FeatureCache, FrameEncoder
+from .frames import (
+    ZOOM_CONTEXT,
+    ZOOM_MIN_SIZE,
+    ZOOM_ROUNDS,
+    FrameSource,
+    ModelInput,
+    grown_region,
+    zoom_region,
+)
 from .memory import BankEntry, LongTermBank, pooled_key
 from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
 from .results import FrameResult, frame_order, frames_total
@@ -57,6 +65,12 @@ class PropagationSession:
     region : (row0, col0, row1, col1), optional
         Show the model only this part of every frame (a zoom for small objects, e.g. from
         `frames.zoom_region`); prompts and masks stay in full-frame coordinates and shape.
+    zoom : bool
+        Give every object its own region, fitted at its first prompt: a square around the
+        prompt (its extent x 4, at least 64 px) grown while the mask runs into its edge, so
+        small objects are seen magnified and large ones whole (`frames.grown_region`). The
+        region then stays fixed for the object; later prompts must fall inside it. The
+        objects' encodings share one feature cache.
     """
 
     def __init__(
@@ -71,6 +85,7 @@ class PropagationSession:
         rgb: bool | None = None,
         position: Sequence[int] | None = None,
         region: Sequence[int] | None = None,
+        zoom: bool = False,
     ):
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
@@ -106,25 +121,12 @@ class PropagationSession:
                 f"network's {self.net.image_size}"
             )
         self.net.eval()
-        self.frames = FrameSource(
-            data,
-            axis,
-            rgb=rgb,
-            position=position,
-            percentiles=self.settings.percentiles,
-            region=region,
-        )
+        self.zoom = bool(zoom)
+        self._source = {"data": data, "axis": axis, "rgb": rgb, "position": position}
+        self.frames = self._frame_source(region)
         self.cache = FeatureCache(self.settings.cache_bytes)
-        self.encoder = FrameEncoder(
-            self.net,
-            load=lambda frame: self.frames.model_input(frame, self.model_input),
-            num_frames=self.frames.num_frames,
-            cache=self.cache,
-            device=self.device,
-            dtype=self.dtype,
-            pairs=self.settings.pair_encoding or has_temporal_adapter(self.net),
-            prefetch=self.settings.prefetch,
-        )
+        self.encoder = self._frame_encoder(self.frames, self.cache)
+        self._zoom_encoders: dict[tuple[int, int, int, int], FrameEncoder] = {}
         mem = self.settings.memory
         self.tracker = FrameTracker(
             self.net,
@@ -173,10 +175,58 @@ class PropagationSession:
         """Object id to the frames the user prompted or corrected."""
         return {obj: sorted(track.confirmed) for obj, track in sorted(self._tracks.items())}
 
+    def region_of(self, obj_id: int) -> tuple[int, int, int, int]:
+        """The part of the frames the model sees for ``obj_id`` (its zoom, or the session's)."""
+        track = self._tracks.get(obj_id)
+        return track.region if track is not None and track.region else self.frames.region
+
     def close(self) -> None:
-        """Stop the prefetch thread (if any) and drop cached features."""
-        self.encoder.close()
+        """Stop the prefetch threads (if any) and drop cached features."""
+        for encoder in (self.encoder, *self._zoom_encoders.values()):
+            encoder.close()
         self.cache.clear()
+
+    # -- frame sources and encoders per region ---------------------------------------------------
+
+    def _frame_source(self, region, value_range=None) -> FrameSource:
+        source = self._source
+        return FrameSource(
+            source["data"],
+            source["axis"],
+            rgb=source["rgb"],
+            position=source["position"],
+            percentiles=self.settings.percentiles,
+            region=region,
+            value_range=value_range,
+        )
+
+    def _frame_encoder(self, frames: FrameSource, cache) -> FrameEncoder:
+        return FrameEncoder(
+            self.net,
+            load=lambda frame: frames.model_input(frame, self.model_input),
+            num_frames=frames.num_frames,
+            cache=cache,
+            device=self.device,
+            dtype=self.dtype,
+            pairs=self.settings.pair_encoding or has_temporal_adapter(self.net),
+            prefetch=self.settings.prefetch,
+        )
+
+    def _encoder_for(self, region: tuple[int, int, int, int]) -> FrameEncoder:
+        if region == self.frames.region:
+            return self.encoder
+        if region not in self._zoom_encoders:
+            # scaled like the session's frames, not by the region's own percentiles
+            frames = self._frame_source(region, self.frames.intensity_range())
+            self._zoom_encoders[region] = self._frame_encoder(frames, CacheView(self.cache, region))
+        return self._zoom_encoders[region]
+
+    def _encoder_of(self, track: ObjectTrack) -> FrameEncoder:
+        return track.encoder or self.encoder
+
+    def _encoders_in_use(self) -> list[FrameEncoder]:
+        unique = {id(e): e for e in map(self._encoder_of, self._tracks.values())}
+        return list(unique.values())
 
     # -- prompts -------------------------------------------------------------------------------
 
@@ -208,15 +258,19 @@ class PropagationSession:
             The frame's result, every object included.
         """
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
-        coords, label_array = self._check_points(points, labels)
-        point_inputs = self._point_inputs(coords, label_array)
-        if keep_previous and obj_id in self._tracks:
-            point_inputs = concat_points(
-                self._tracks[obj_id].points.get(frame),
-                point_inputs["point_coords"],
-                point_inputs["point_labels"],
-            )
-        return self._prompt(frame, obj_id, point_inputs=point_inputs)
+        coords, label_array = self._check_points(points, labels, obj_id)
+
+        def inputs(region):
+            prompt = self._point_inputs(coords, label_array, region)
+            if keep_previous and obj_id in self._tracks:
+                prompt = concat_points(
+                    self._tracks[obj_id].points.get(frame),
+                    prompt["point_coords"],
+                    prompt["point_labels"],
+                )
+            return {"point_inputs": prompt}
+
+        return self._prompt_fitted(frame, obj_id, coords, inputs)
 
     def add_box(self, frame: int, obj_id: int, box, points=None, labels=None) -> FrameResult:
         """Segment ``obj_id`` on ``frame`` from a box ``(row0, col0, row1, col1)`` (pixels),
@@ -231,24 +285,32 @@ class PropagationSession:
             raise PromptError(f"box {tuple(box)} must have row1 > row0 and col1 > col0")
         if row1 < 0 or col1 < 0 or row0 > rows or col0 > cols:
             raise PromptError(f"box {tuple(box)} lies outside the frame of shape {(rows, cols)}")
-        top, left, bottom, right = self.frames.region
-        coords = np.array(
-            [
-                [np.clip(row0, top, bottom), np.clip(col0, left, right)],
-                [np.clip(row1, top, bottom), np.clip(col1, left, right)],
-            ]
-        )
-        label_array = np.array([2, 3])
+        extra = extra_labels = None
         if points is not None or labels is not None:
-            extra, extra_labels = self._check_points(points, labels)
-            coords = np.concatenate([coords, extra])
-            label_array = np.concatenate([label_array, extra_labels])
-        return self._prompt(frame, obj_id, point_inputs=self._point_inputs(coords, label_array))
+            extra, extra_labels = self._check_points(points, labels, obj_id)
+
+        def inputs(region):
+            top, left, bottom, right = region
+            coords = np.array(
+                [
+                    [np.clip(row0, top, bottom), np.clip(col0, left, right)],
+                    [np.clip(row1, top, bottom), np.clip(col1, left, right)],
+                ]
+            )
+            label_array = np.array([2, 3])
+            if extra is not None:
+                coords = np.concatenate([coords, extra])
+                label_array = np.concatenate([label_array, extra_labels])
+            return {"point_inputs": self._point_inputs(coords, label_array, region)}
+
+        corners = np.clip([[row0, col0], [row1, col1]], 0, [rows, cols])
+        anchor = corners if extra is None else np.concatenate([corners, extra])
+        return self._prompt_fitted(frame, obj_id, anchor, inputs)
 
     def add_mask(self, frame: int, obj_id: int, mask) -> FrameResult:
         """Give ``obj_id``'s mask on ``frame`` (``frame_shape``, nonzero = object)."""
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
-        return self._prompt(frame, obj_id, mask_inputs=self._mask_inputs(mask))
+        return self._prompt_with_mask(frame, obj_id, mask, correction=False)
 
     def correct(self, frame: int, obj_id: int, mask) -> FrameResult:
         """Replace ``obj_id``'s mask on ``frame`` with the user's fix.
@@ -257,7 +319,7 @@ class PropagationSession:
         selective mode, a long-term bank entry; later propagation uses it.
         """
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
-        return self._prompt(frame, obj_id, mask_inputs=self._mask_inputs(mask), correction=True)
+        return self._prompt_with_mask(frame, obj_id, mask, correction=True)
 
     def remove_object(self, obj_id: int) -> None:
         """Forget ``obj_id``: prompts, memories, results and the bank entries it made here."""
@@ -340,7 +402,8 @@ class PropagationSession:
                 if cancel is not None and cancel():
                     return
                 if position + 1 < len(frames):
-                    self.encoder.prefetch(frames[position + 1])
+                    for encoder in self._encoders_in_use():
+                        encoder.prefetch(frames[position + 1])
                 with torch.inference_mode():
                     result = self._track_frame(frame, reverse)
                 self.last_frame = frame
@@ -391,6 +454,45 @@ class PropagationSession:
         self.results[frame] = self.results.get(frame, FrameResult(frame)).merged(result)
         return self.results[frame]
 
+    def _prompt_fitted(self, frame: int, obj_id: int, anchor, inputs) -> FrameResult:
+        """Prompt with ``inputs(region)``; a new object in a zoom session first gets its region.
+
+        The first region surrounds ``anchor`` (the prompt's points, frame coordinates); while
+        the mask runs into its edge the prompt is undone and retried in a larger one.
+        """
+        if not self.zoom or obj_id in self._tracks:
+            return self._prompt(frame, obj_id, **inputs(self.region_of(obj_id)))
+        region = zoom_region(anchor, self.frame_shape, context=ZOOM_CONTEXT, min_size=ZOOM_MIN_SIZE)
+        for round_ in range(ZOOM_ROUNDS):
+            self._tracks[obj_id] = ObjectTrack(region=region, encoder=self._encoder_for(region))
+            result = self._prompt(frame, obj_id, **inputs(region))
+            grown = grown_region(result.masks[obj_id], region, anchor)
+            if grown is None or round_ == ZOOM_ROUNDS - 1:
+                return result
+            # undo this try (a first prompt touches nothing else: no bank entry, no memory)
+            del self._tracks[obj_id]
+            self.results[frame] = self.results[frame].without(obj_id)
+            region = grown
+        raise AssertionError("unreachable")
+
+    def _prompt_with_mask(self, frame: int, obj_id: int, mask, correction: bool) -> FrameResult:
+        region = self.region_of(obj_id)
+        if self.zoom and obj_id not in self._tracks:
+            array = np.asarray(mask)
+            if array.shape == tuple(self.frame_shape) and array.dtype.kind in "biuf":
+                ys, xs = np.nonzero(array)
+                if ys.size:
+                    anchor = [[ys.min(), xs.min()], [ys.max() + 1, xs.max() + 1]]
+                    region = zoom_region(
+                        anchor, self.frame_shape, context=ZOOM_CONTEXT, min_size=ZOOM_MIN_SIZE
+                    )
+                    self._tracks[obj_id] = ObjectTrack(
+                        region=region, encoder=self._encoder_for(region)
+                    )
+        return self._prompt(
+            frame, obj_id, mask_inputs=self._mask_inputs(mask, region), correction=correction
+        )
+
     def _prompt(self, frame, obj_id, point_inputs=None, mask_inputs=None, correction=False):
         track = self._tracks.setdefault(obj_id, ObjectTrack())
         is_init_cond = frame not in track.tracked
@@ -437,7 +539,7 @@ class PropagationSession:
             track.confirmed.add(frame)
         if correction and self.memory == "selective":
             with torch.inference_mode():
-                self.tracker.encode_memory(frame, out)
+                self.tracker.encode_memory(frame, out, self._encoder_of(track))
             self._offer_to_bank(track, obj_id, frame, out, "correction")
         result = FrameResult(frame=frame)
         self._fill(result, obj_id, out, True, frame in track.confirmed)
@@ -456,14 +558,15 @@ class PropagationSession:
             for track in self._tracks.values():
                 for out in (*track.cond.values(), *track.non_cond.values()):
                     if out["maskmem_features"] is None:
-                        self.tracker.encode_memory(out["frame"], out)
+                        self.tracker.encode_memory(out["frame"], out, self._encoder_of(track))
 
     def _offer_to_bank(self, track, obj_id, frame, out, origin) -> None:
         if self.bank.frozen or out["maskmem_features"] is None:
             return
         features = out["maskmem_features"][0].to("cpu", torch.bfloat16)
         key = pooled_key(
-            self.encoder.features(frame).image_embedding(), self.settings.memory.key_size
+            self._encoder_of(track).features(frame).image_embedding(),
+            self.settings.memory.key_size,
         )
         self.bank.check_compatible(tuple(features.shape), tuple(key.shape))
         entry = BankEntry(
@@ -483,14 +586,14 @@ class PropagationSession:
 
     def _fill(self, result: FrameResult, obj_id: int, out: dict, in_memory: bool, prompted: bool):
         logits = out["pred_masks"]
-        rows, cols = self.frames.region_shape
+        row0, col0, row1, col1 = self.region_of(obj_id)
+        rows, cols = row1 - row0, col1 - col0
         if logits.shape[-2:] != (rows, cols):
             logits = F.interpolate(logits, size=(rows, cols), mode="bilinear", align_corners=False)
         inside = (logits[0, 0] > self.mask_threshold).cpu().numpy()
         if (rows, cols) == self.frame_shape:
             result.masks[obj_id] = inside
         else:
-            row0, col0, row1, col1 = self.frames.region
             mask = np.zeros(self.frame_shape, dtype=bool)
             mask[row0:row1, col0:col1] = inside
             result.masks[obj_id] = mask
@@ -507,13 +610,14 @@ class PropagationSession:
     def _check_obj(self, obj_id) -> int:
         return check_obj(obj_id)
 
-    def _check_points(self, points, labels) -> tuple[np.ndarray, np.ndarray]:
-        return check_points(points, labels, self.frame_shape, self.frames.region)
+    def _check_points(self, points, labels, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
+        # a zoom session places a new object's region around its prompt: any point of the frame
+        new_zoomed = self.zoom and obj_id not in self._tracks
+        region = (0, 0, *self.frame_shape) if new_zoomed else self.region_of(obj_id)
+        return check_points(points, labels, self.frame_shape, region)
 
-    def _point_inputs(self, coords: np.ndarray, labels: np.ndarray) -> dict:
-        return point_inputs(coords, labels, self.frames.region, self.net.image_size, self.device)
+    def _point_inputs(self, coords: np.ndarray, labels: np.ndarray, region) -> dict:
+        return point_inputs(coords, labels, region, self.net.image_size, self.device)
 
-    def _mask_inputs(self, mask) -> torch.Tensor:
-        return mask_inputs(
-            mask, self.frame_shape, self.frames.region, self.net.image_size, self.device
-        )
+    def _mask_inputs(self, mask, region) -> torch.Tensor:
+        return mask_inputs(mask, self.frame_shape, region, self.net.image_size, self.device)

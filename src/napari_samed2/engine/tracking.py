@@ -39,6 +39,9 @@ class ObjectTrack:
     bank_uids: dict[int, int] = field(default_factory=dict)  # corrected frame -> bank entry
     # frame -> latest low-res logits (1, 1, S/4, S/4), for models that carry masks forward
     logits: dict[int, torch.Tensor] = field(default_factory=dict)
+    # the object's own zoomed region and its encoder (None: the session's)
+    region: tuple[int, int, int, int] | None = None
+    encoder: FrameEncoder | None = None
 
     @property
     def output_dict(self) -> dict[str, dict[int, dict]]:
@@ -82,11 +85,11 @@ class FrameTracker:
         self.num_frames = num_frames
         self._maskmem_pos_enc: list[torch.Tensor] | None = None
 
-    def encode_memory(self, frame: int, out: dict) -> None:
+    def encode_memory(self, frame: int, out: dict, encoder: FrameEncoder | None = None) -> None:
         """sam2's preflight: memory of a prompted frame from its (binarised) low-res mask."""
         if out["maskmem_features"] is not None:
             return
-        feats = self.encoder.features(frame)
+        feats = (encoder or self.encoder).features(frame)
         size = int(self.net.image_size)
         high_res = F.interpolate(
             out["pred_masks"].to(self.device),
@@ -130,7 +133,7 @@ class FrameTracker:
         whether to encode its memory.
         """
         net = self.net
-        feats = self.encoder.features(frame)
+        feats = (track.encoder or self.encoder).features(frame)
         vision_feats, pos_embeds, sizes = (
             feats.vision_feats,
             feats.vision_pos_embeds,

@@ -11,7 +11,7 @@ Suites (held-out synthetic sets, seeds from `EVAL_SEED` on, which training never
 
 Every click is also given to a seeded watershed and to scikit-image's random walker. All
 inference goes through `napari_samed2.engine.PropagationSession`; with ``zoom`` every suite also
-scores the model through `engine.zoom` (each object in its own region, as ``--zoom`` runs it).
+scores the model with ``PropagationSession(zoom=True)`` (each object in its own region).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..engine import PropagationSession
-from ..engine.zoom import ObjectPrompt, ObjectZoomSessions
 from . import synthetic
 from .baselines import random_walker_from_clicks, watershed_from_clicks
 from .clips import scale_intensity
@@ -383,19 +382,20 @@ def _zoomed_masks(model, image, clicks, memory="selective") -> dict[int, np.ndar
     ``clicks`` maps object ids to ``(frame, row, col)``; stacks are propagated both ways.
     """
     stack = image if image.ndim == 3 else image[None]
+    session = PropagationSession(model, stack, axis=0, memory=memory, zoom=True)
     masks = {}
     for obj_id, (frame, row, col) in clicks.items():
-        sessions = ObjectZoomSessions(model, stack, 0, memory)
-        sessions.add(obj_id, ObjectPrompt(frame, np.array([[row, col]]), np.array([1])))
+        session.reset(bank=True)  # one object at a time, as in the other suites
+        session.add_points(frame, obj_id, [[row, col]], [1])
         if stack.shape[0] > 1:
-            for _ in sessions.propagate("both"):
+            for _ in session.propagate("both"):
                 pass
         mask = np.zeros(stack.shape[:3], bool)
-        for frame_index, result in sessions.results.items():
+        for frame_index, result in session.results.items():
             if obj_id in result.masks:
                 mask[frame_index] = result.masks[obj_id]
-        sessions.close()
         masks[obj_id] = mask if image.ndim == 3 else mask[0]
+    session.close()
     return masks
 
 
