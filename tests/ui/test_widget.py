@@ -449,3 +449,34 @@ def test_memory_mode_and_gate(annotator, qtbot):
     run(qtbot, widget, widget.segment_frame)
     assert widget.state.session.memory == "sam2"
     assert widget.state.session.settings.memory.gate_threshold == pytest.approx(0.8)
+
+
+def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer, tiny_model, qtbot):
+    from napari_samed2.train.synthetic import nuclei_volume
+
+    volume = nuclei_volume(shape=(4, 256, 256), seed=2).image
+    viewer = make_napari_viewer()
+    viewer.add_image(volume, name="big")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    widget.add_object()
+    place_point(widget, 1, 40, 200)
+    run(qtbot, widget, widget.segment_frame)
+    assert not widget.state.session.zoom
+    before = widget.state.labels.data.copy()
+    widget.zoom_check.setChecked(True)  # restarts the session, keeps the labels
+    assert widget.state.zoom and widget.state.session is None
+    np.testing.assert_array_equal(widget.state.labels.data, before)
+    run(qtbot, widget, widget.segment_frame)
+    run(qtbot, widget, widget.propagate_both)
+    session = widget.state.session
+    assert session.zoom
+    row0, col0, row1, col1 = session.region_of(1)
+    assert row0 <= 40 < row1 and col0 <= 200 < col1 and row1 - row0 < 256
+    outside = np.ones((256, 256), bool)
+    outside[row0:row1, col0:col1] = False
+    labels = widget.state.labels.data
+    for frame in range(4):
+        np.testing.assert_array_equal(labels[frame] == 1, session.results[frame].masks[1])
+        assert not (labels[frame][outside] == 1).any()

@@ -59,6 +59,7 @@ class ImageState:
     writer: LabelsWriter | None = None
     memory: str = "selective"
     gate_threshold: float = 0.5
+    zoom: bool = False  # each object in its own region (PropagationSession(zoom=True))
 
     def reset_session(self) -> None:
         """Forget the engine session (model, axis or slice changed); layers and objects stay."""

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
@@ -194,7 +195,14 @@ class ActionsPanel(QGroupBox):
             "Gate: the confidence a frame needs to enter the memory (the dashed line of the "
             "confidence strip); frames under it are 'weak'"
         )
+        self.zoom_check = QCheckBox("Zoom to each object")
+        self.zoom_check.setToolTip(
+            "Each object gets its own region of the frames, sized to it at its first prompt: "
+            "small objects in large images are seen magnified. Later clicks on an object must "
+            "fall inside its region. Changing it restarts the image's session (labels stay)."
+        )
         grid = QGridLayout(self)
+        grid.addWidget(self.zoom_check, 5, 0, 1, 3)
         grid.addWidget(QLabel("Memory"), 4, 0)
         grid.addWidget(self.memory_combo, 4, 1)
         grid.addWidget(self.gate_spin, 4, 2)

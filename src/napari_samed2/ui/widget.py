@@ -111,6 +111,7 @@ class SAMed2Widget(QWidget):
         self.direction_combo = actions.direction_combo
         self.memory_combo = actions.memory_combo
         self.gate_spin = actions.gate_spin
+        self.zoom_check = actions.zoom_check
         self.confidence = self.review_panel.confidence
         self.weak_button = self.review_panel.weak_button
         self.status = self.review_panel.status
@@ -151,6 +152,7 @@ class SAMed2Widget(QWidget):
             lambda index: self.set_memory_mode(self.memory_combo.itemData(index))
         )
         self.gate_spin.valueChanged.connect(self.set_gate_threshold)
+        self.zoom_check.toggled.connect(self.set_zoom)
 
     def _connect_viewer(self) -> None:
         layers = self.viewer.layers
@@ -193,6 +195,25 @@ class SAMed2Widget(QWidget):
         self._show_memory(state)
         self._refresh_confidence()
 
+    def set_zoom(self, zoom: bool) -> None:
+        """Give each object its own region for the current image (restarts its session)."""
+        state = self._require_state()
+        if state is None or bool(zoom) == state.zoom:
+            return
+        if self.run is not None:
+            show_warning("Stop the running propagation before changing the zoom.")
+            self._show_memory(state)
+            return
+        state.zoom = bool(zoom)
+        if state.session is not None:
+            state.reset_session()
+            self.status.setText(
+                f"Zoom to each object is now {'on' if zoom else 'off'}: segment a frame again "
+                "to start (labels are kept)."
+            )
+        self._show_memory(state)
+        self._refresh_confidence()
+
     def set_gate_threshold(self, value: float) -> None:
         """Confidence a frame needs to enter the memory (live for the current session)."""
         state = self.state
@@ -213,6 +234,9 @@ class SAMed2Widget(QWidget):
         self.memory_combo.setCurrentIndex(max(index, 0))
         self.gate_spin.setValue(state.gate_threshold)
         self.gate_spin.setEnabled(state.memory == "selective")
+        self.zoom_check.blockSignals(True)
+        self.zoom_check.setChecked(state.zoom)
+        self.zoom_check.blockSignals(False)
         self.memory_combo.blockSignals(False)
         self.gate_spin.blockSignals(False)
 
@@ -810,6 +834,7 @@ class SAMed2Widget(QWidget):
                     memory=state.memory,
                     settings=settings,
                     rgb=state.image.rgb,
+                    zoom=state.zoom,
                 )
             except (ValueError, RuntimeError, MemoryError) as error:
                 show_error(plain_message(error, "This image cannot be segmented"))
