@@ -64,45 +64,40 @@ def test_region_errors(small_net):
         session.add_points(0, 1, [[100, 100]], [1])
 
 
-def test_grown_region_doubles_at_least_and_stops_when_the_mask_fits():
-    from napari_samed2.engine.frames import grown_region
+def test_zoom_scales_double_from_the_click_up_to_the_view():
+    from napari_samed2.engine.frames import zoom_scales
 
-    mask = np.zeros((512, 512), bool)
-    mask[260:340, 160:240] = True  # 80 px object, cut by the 64-px region around (300, 200)
-    region = zoom_region([[300, 200]], (512, 512))
-    grown = grown_region(mask, region, [[300, 200]])
-    assert grown[2] - grown[0] >= 128 and grown[0] <= 260 and grown[2] >= 340
-    assert grown_region(mask, grown, [[300, 200]]) is None  # inside: fits
-    assert grown_region(np.zeros_like(mask), region, [[300, 200]]) is None  # empty
-    edge = np.zeros((512, 512), bool)
-    edge[0:10, 0:10] = True  # touches the region's edge only where that is the frame's edge
-    assert grown_region(edge, (0, 0, 64, 64), [[5, 5]]) is None
-    assert grown_region(mask, (0, 0, 512, 512), [[300, 200]]) is None  # whole frame already
+    scales = zoom_scales([[300, 200]], (0, 0, 512, 700))
+    assert [r[2] - r[0] for r in scales] == [64, 128, 256, 512]
+    assert scales[0] == zoom_region([[300, 200]], (512, 700))
+    assert scales[-1] == (0, 0, 512, 700)  # the whole view last, not cut square
+    for row0, col0, row1, col1 in scales:
+        assert row0 <= 300 < row1 and col0 <= 200 < col1
+    inside = zoom_scales([[40, 40]], (20, 30, 120, 130))  # a session region
+    assert inside == [(20, 30, 84, 94), (20, 30, 120, 130)]
 
 
-def test_zoom_session_fits_a_region_per_object_and_pastes_masks_back(small_net):
-    frames, _ = _nucleus_stack(frames=2, size=512)
+def test_zoom_session_gives_objects_regions_and_pastes_masks_back(small_net):
+    frames, disks = _nucleus_stack(frames=2, size=512)
     session = PropagationSession(small_net, frames, zoom=True)
-    first = session.add_points(0, 1, [[300, 200]], [1]).masks[1]
-    session.add_box(0, 2, (20, 30, 60, 90))
+    session.add_mask(0, 1, disks[0])  # a mask prompt sets the region from the mask
+    session.add_points(0, 2, [[100, 400]], [1])
     region = session.region_of(1)
-    assert region[2] - region[0] == region[3] - region[1] >= 64
-    assert region[0] <= 300 < region[2] and region[1] <= 200 < region[3]
-    box_region = session.region_of(2)
-    assert box_region[0] <= 20 and box_region[2] >= 60 and box_region[3] >= 90
-    assert first.shape == (512, 512)
+    assert region == zoom_region([[294, 194], [306, 206]], (512, 512), context=4.0)
+    clicked = session.region_of(2)
+    assert clicked[0] <= 100 < clicked[2] and clicked[1] <= 400 < clicked[3]
     results = list(session.propagate("forward"))
     for result in results:
         for obj_id in (1, 2):
             row0, col0, row1, col1 = session.region_of(obj_id)
             outside = np.ones((512, 512), bool)
             outside[row0:row1, col0:col1] = False
+            assert result.masks[obj_id].shape == (512, 512)
             assert not result.masks[obj_id][outside].any()
     # later prompts must fall in the object's region; a new object may go anywhere
     with pytest.raises(PromptError, match="outside the session's region"):
         session.add_points(1, 1, [[5, 5]], [1])
     session.add_points(1, 3, [[5, 5]], [1])
-    assert session.region_of(3)[0] == 0
     session.close()
 
 

@@ -328,51 +328,26 @@ def zoom_region(
     return (row0, col0, row0 + side, col0 + side)
 
 
-ZOOM_CONTEXT = 4.0  # a zoomed object's region side as a multiple of its extent
-ZOOM_MIN_SIZE = 64  # pixels: the smallest region (a click's first guess)
-ZOOM_ROUNDS = 4  # at most this many tries while growing an object's region
+ZOOM_CONTEXT = 4.0  # a mask prompt's region side as a multiple of the mask's extent
+ZOOM_MIN_SIZE = 64  # pixels: the smallest region tried around a click
 
 
-def touches_open_edge(mask: np.ndarray, region: Sequence[int]) -> bool:
-    """Whether the full-frame ``mask`` reaches an edge of ``region`` that is not the frame's."""
-    row0, col0, row1, col1 = region
-    rows, cols = mask.shape
-    inside = mask[row0:row1, col0:col1]
-    edges = [
-        (row0 > 0, inside[0]),
-        (row1 < rows, inside[-1]),
-        (col0 > 0, inside[:, 0]),
-        (col1 < cols, inside[:, -1]),
-    ]
-    return any(open_edge and edge.any() for open_edge, edge in edges)
+def zoom_scales(
+    anchor, view: Sequence[int], *, min_size: int = ZOOM_MIN_SIZE
+) -> list[tuple[int, int, int, int]]:
+    """Squares around ``anchor`` of ``min_size``, twice that, ... and finally ``view`` itself.
 
-
-def grown_region(
-    mask: np.ndarray,
-    region: Sequence[int],
-    anchor,
-    *,
-    context: float = ZOOM_CONTEXT,
-    min_size: int = ZOOM_MIN_SIZE,
-) -> tuple[int, int, int, int] | None:
-    """The next, larger region for an object whose ``mask`` runs into ``region``'s edge.
-
-    Returns None when the region fits: the mask is empty, stays off the region's open edges,
-    or the region is already as large as the frame allows. The new region covers the mask and
-    the prompt points ``anchor`` with ``context`` around them, and is at least twice as large.
+    Each square lies inside ``view`` (the session's region); squares as large as ``view``'s
+    shorter side are replaced by ``view``.
     """
-    rows, cols = mask.shape
-    side = region[2] - region[0]
-    if not mask.any() or side >= min(rows, cols) or not touches_open_edge(mask, region):
-        return None
-    ys, xs = np.nonzero(mask)
-    extent = np.concatenate(
-        [
-            np.asarray(anchor, np.float64).reshape(-1, 2),
-            [[ys.min(), xs.min()], [ys.max() + 1, xs.max() + 1]],
-        ]
-    )
-    grown = zoom_region(extent, (rows, cols), context=context, min_size=min_size)
-    if grown[2] - grown[0] < 2 * side:
-        grown = zoom_region(extent, (rows, cols), context=1.0, min_size=min(2 * side, rows, cols))
-    return grown
+    row0, col0, row1, col1 = view
+    shorter = min(row1 - row0, col1 - col0)
+    local = np.asarray(anchor, np.float64).reshape(-1, 2) - [row0, col0]
+    regions = []
+    side = min_size
+    while side < shorter:
+        top, left, bottom, right = zoom_region(local, (row1 - row0, col1 - col0), min_size=side)
+        regions.append((top + row0, left + col0, bottom + row0, right + col0))
+        side *= 2
+    regions.append(tuple(int(v) for v in view))
+    return regions

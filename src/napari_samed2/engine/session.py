@@ -25,11 +25,10 @@ from .features import CacheView, FeatureCache, FrameEncoder
 from .frames import (
     ZOOM_CONTEXT,
     ZOOM_MIN_SIZE,
-    ZOOM_ROUNDS,
     FrameSource,
     ModelInput,
-    grown_region,
     zoom_region,
+    zoom_scales,
 )
 from .memory import BankEntry, LongTermBank, pooled_key
 from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
@@ -66,11 +65,11 @@ class PropagationSession:
         Show the model only this part of every frame (a zoom for small objects, e.g. from
         `frames.zoom_region`); prompts and masks stay in full-frame coordinates and shape.
     zoom : bool
-        Give every object its own region, fitted at its first prompt: a square around the
-        prompt (its extent x 4, at least 64 px) grown while the mask runs into its edge, so
-        small objects are seen magnified and large ones whole (`frames.grown_region`). The
-        region then stays fixed for the object; later prompts must fall inside it. The
-        objects' encodings share one feature cache.
+        Give every object its own region, chosen at its first prompt: squares of 64, 128, 256
+        ... pixels around a click or box up to the whole view are tried and the one where the
+        model is most confident is kept (a mask prompt: 4x the mask's extent), so small
+        objects are seen magnified. The region then stays fixed for the object; later prompts
+        must fall inside it. The objects' encodings share one feature cache.
     """
 
     def __init__(
@@ -457,23 +456,25 @@ class PropagationSession:
     def _prompt_fitted(self, frame: int, obj_id: int, anchor, inputs) -> FrameResult:
         """Prompt with ``inputs(region)``; a new object in a zoom session first gets its region.
 
-        The first region surrounds ``anchor`` (the prompt's points, frame coordinates); while
-        the mask runs into its edge the prompt is undone and retried in a larger one.
+        The prompt is tried in squares around ``anchor`` (the prompt's points, frame
+        coordinates) of 64, 128, 256 ... pixels up to the session's whole view
+        (`frames.zoom_scales`); the region where the model is most confident of its mask (its
+        predicted IoU, objects it sees as present first) is kept.
         """
         if not self.zoom or obj_id in self._tracks:
             return self._prompt(frame, obj_id, **inputs(self.region_of(obj_id)))
-        region = zoom_region(anchor, self.frame_shape, context=ZOOM_CONTEXT, min_size=ZOOM_MIN_SIZE)
-        for round_ in range(ZOOM_ROUNDS):
+        best, best_score = None, None
+        for region in zoom_scales(anchor, self.frames.region, min_size=ZOOM_MIN_SIZE):
             self._tracks[obj_id] = ObjectTrack(region=region, encoder=self._encoder_for(region))
             result = self._prompt(frame, obj_id, **inputs(region))
-            grown = grown_region(result.masks[obj_id], region, anchor)
-            if grown is None or round_ == ZOOM_ROUNDS - 1:
-                return result
+            score = (result.object_score[obj_id] > 0, result.iou[obj_id])
+            if best_score is None or score > best_score:
+                best, best_score = region, score
             # undo this try (a first prompt touches nothing else: no bank entry, no memory)
             del self._tracks[obj_id]
             self.results[frame] = self.results[frame].without(obj_id)
-            region = grown
-        raise AssertionError("unreachable")
+        self._tracks[obj_id] = ObjectTrack(region=best, encoder=self._encoder_for(best))
+        return self._prompt(frame, obj_id, **inputs(best))
 
     def _prompt_with_mask(self, frame: int, obj_id: int, mask, correction: bool) -> FrameResult:
         region = self.region_of(obj_id)
