@@ -1,8 +1,9 @@
 """Overlays of a model's one-click masks on scikit-image's `cell`, `coins` and `retina`.
 
-Usage: python scripts/nano_overlays.py [--model samed2-nano] [--out docs/images]
-Writes <out>/<model>_<image>.png: the image, each clicked object's mask (colour, outlined) and
-the click (white cross). Every mask comes from the engine, one positive click per object.
+Usage: python scripts/nano_overlays.py [--model samed2-nano] [--out docs/images] [--zoom]
+Writes <out>/<model>_<image>.png (``_zoom`` added with --zoom): the image, each clicked object's
+mask (colour, outlined) and the click (white cross). Every mask comes from the engine, one
+positive click per object; --zoom gives each object its own region (PropagationSession(zoom=)).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="samed2-nano")
     parser.add_argument("--out", type=Path, default=Path("docs/images"))
+    parser.add_argument("--zoom", action="store_true", help="each object in its own region")
     args = parser.parse_args()
     model = load_model(args.model, device="cpu")
     coins = data.coins()
@@ -71,7 +73,7 @@ def main() -> int:
     }
     stem = Path(args.model).stem
     for name, (image, clicks) in cases.items():
-        session = PropagationSession(model, image, axis=0, memory="selective")
+        session = PropagationSession(model, image, axis=0, memory="selective", zoom=args.zoom)
         masks = []
         for obj_id, (row, col) in enumerate(clicks, start=1):
             result = session.add_points(0, obj_id, [[row, col]], [1])
@@ -79,7 +81,7 @@ def main() -> int:
             print(f"{name} object {obj_id}: {int(result.masks[obj_id].sum())} px, "
                   f"confidence {result.confidence[obj_id]:.2f}")  # fmt: skip
         session.close()
-        path = args.out / f"{stem}_{name}.png"
+        path = args.out / f"{stem}_{name}{'_zoom' if args.zoom else ''}.png"
         picture = overlay(image, masks, clicks)
         if max(picture.shape[:2]) > MAX_SIDE:  # keep the docs' pictures small
             step = int(np.ceil(max(picture.shape[:2]) / MAX_SIDE))
