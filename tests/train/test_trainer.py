@@ -199,3 +199,18 @@ def test_carry_mask_changes_tracking_but_not_the_prompted_frame():
         dice[carry] = track_clip(net, clip, np.random.default_rng(2), settings).frame_dice
     assert dice[False][0] == dice[True][0]
     assert not np.allclose(dice[False][1:], dice[True][1:])
+
+
+def test_init_from_starts_from_given_weights_and_refuses_other_architectures(tmp_path):
+    first = train(_tiny_settings(steps=1), tmp_path / "a", device="cpu", progress=False)
+    weights = export_weights(tmp_path / "a", tmp_path / "a.safetensors", name="a")
+    settings = _tiny_settings(steps=1, lr=0.0, init_from=str(weights))
+    second = train(settings, tmp_path / "b", device="cpu", progress=False)
+    for key, value in first.net.state_dict().items():
+        assert torch.equal(second.net.state_dict()[key], value), key
+    from napari_samed2.model import CheckpointMismatchError
+
+    other = _tiny_settings(steps=1, config=small_config(image_size=128, embed_dim=24),
+                           init_from=str(weights))  # fmt: skip
+    with pytest.raises(CheckpointMismatchError, match="does not fit"):
+        train(other, tmp_path / "c", device="cpu", progress=False)

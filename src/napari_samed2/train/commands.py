@@ -47,6 +47,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "--focal-weight", type=float, default=20.0, help="focal loss weight (SAM2: 20)"
     )
     parser.add_argument("--dice-weight", type=float, default=1.0, help="dice loss weight (SAM2: 1)")
+    parser.add_argument(
+        "--init-from",
+        default=None,
+        help="start from these weights (registry name or checkpoint) instead of random ones",
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
@@ -63,6 +68,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..model import ModelError
     from .trainer import TrainSettings, export_weights, train
 
     if min(args.frames, args.batch_size, args.steps, args.objects) < 1:
@@ -87,6 +93,7 @@ def run_train(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         seed=args.seed,
         threads=args.threads,
+        init_from=args.init_from,
     )
     try:
         result = train(
@@ -96,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
             resume=not args.no_resume,
             stop_after=args.stop_after,
         )
-    except ValueError as error:
+    except (ValueError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps({"steps": result.steps_done, "wall_seconds": round(result.wall_seconds, 1)}))

@@ -78,6 +78,10 @@ class TrainSettings:
         Relative frequency of each synthetic data kind.
     threads : int
         torch CPU threads (0 leaves torch's default).
+    init_from : str, optional
+        Start from these weights (a registry name or checkpoint path whose architecture is
+        ``config``) instead of a random initialisation: to continue a finished run with a new
+        schedule, or to fine-tune.
     """
 
     steps: int = 2000
@@ -102,6 +106,7 @@ class TrainSettings:
     temporal_adapter: bool = True
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     threads: int = 0
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +167,8 @@ def train(
     target = resolve_device(device)
     torch.manual_seed(settings.seed)
     net = build_model(settings.config, temporal_adapter=settings.temporal_adapter).to(target)
+    if settings.init_from is not None:
+        _initialise_from(net, settings.init_from)
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -241,6 +248,19 @@ def train(
     bar.close()
     net.eval()
     return TrainResult(net, end, wall + time.perf_counter() - began, losses)
+
+
+def _initialise_from(net: torch.nn.Module, source: str) -> None:
+    """Copy the weights of checkpoint ``source`` into ``net`` (same architecture required)."""
+    from ..model import CheckpointMismatchError, load_model
+
+    loaded = load_model(source, device="cpu")
+    try:
+        net.load_state_dict(loaded.net.state_dict())
+    except RuntimeError as error:
+        raise CheckpointMismatchError(
+            f"init_from {source!r} does not fit the run's network configuration: {error}"
+        ) from error
 
 
 def _append_log(run_dir: Path, step: int, wall: float, window: list[dict[str, float]]) -> None:
