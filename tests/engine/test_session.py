@@ -313,45 +313,36 @@ def test_open_gate_with_sam2s_memory_count_equals_sam2_mode(small_net, video):
     assert any(not np.array_equal(a, b) for a, b in zip(sam2, closed, strict=True))
 
 
-def test_click_seed_models_get_their_clicks_in_the_mask_prompt(small_net):
-    """A model whose preprocessing sets click_seed decodes clicks with the seed; others not."""
+def _with_hints(net, **hints):
+    """``net`` as a LoadedModel whose preprocessing sets the given model hints."""
     from napari_samed2.model import LoadedModel, Preprocessing
 
-    from .conftest import moving_disk_video
+    return LoadedModel(
+        name="hints-test", net=net, preprocessing=Preprocessing(256, None, None, 0.0, **hints),
+        device=torch.device("cpu"), dtype=torch.float32, config={}, temporal_adapter=False,
+    )  # fmt: skip
 
-    def loaded(click_seed):
-        return LoadedModel(
-            name="seed-test", net=small_net,
-            preprocessing=Preprocessing(256, None, None, 0.0, click_seed=click_seed),
-            device=torch.device("cpu"), dtype=torch.float32, config={},
-            temporal_adapter=False,
-        )  # fmt: skip
+
+def test_click_seed_models_get_their_clicks_in_the_mask_prompt(small_net):
+    """A model whose preprocessing sets click_seed decodes clicks with the seed; others not."""
+    from .conftest import moving_disk_video
 
     frames, _ = moving_disk_video(frames=2)
     masks = {}
     for click_seed in (False, True):
-        session = PropagationSession(loaded(click_seed), frames)
+        session = PropagationSession(_with_hints(small_net, click_seed=click_seed), frames)
         masks[click_seed] = session.add_points(0, 1, [(32, 20)], [1]).masks[1]
     assert not np.array_equal(masks[False], masks[True])
 
 
 def test_carry_mask_models_get_the_neighbours_mask_on_tracked_frames_only(small_net):
-    from napari_samed2.model import LoadedModel, Preprocessing
-
     from .conftest import moving_disk_video
-
-    def loaded(carry_mask):
-        return LoadedModel(
-            name="carry-test", net=small_net,
-            preprocessing=Preprocessing(256, None, None, 0.0, carry_mask=carry_mask),
-            device=torch.device("cpu"), dtype=torch.float32, config={},
-            temporal_adapter=False,
-        )  # fmt: skip
 
     frames, _ = moving_disk_video(frames=6)
     runs = {}
     for carry_mask in (False, True):
-        session = PropagationSession(loaded(carry_mask), frames, memory="sam2")
+        model = _with_hints(small_net, carry_mask=carry_mask)
+        session = PropagationSession(model, frames, memory="sam2")
         session.add_points(2, 1, [(32, 28)], [1])
         runs[carry_mask] = {r.frame: r.masks[1] for r in session.propagate("both")}
         assert set(session._tracks[1].logits) == set(range(6))
