@@ -75,6 +75,8 @@ def test_zoom_scales_double_from_the_click_up_to_the_view():
         assert row0 <= 300 < row1 and col0 <= 200 < col1
     inside = zoom_scales([[40, 40]], (20, 30, 120, 130))  # a session region
     assert inside == [(20, 30, 84, 94), (20, 30, 120, 130)]
+    box = zoom_scales([[100, 100], [150, 150]], (0, 0, 1024, 1024))  # 4 x 50 px: from 200
+    assert [r[2] - r[0] for r in box] == [200, 256, 512, 1024]
 
 
 def test_zoom_session_gives_objects_regions_and_pastes_masks_back(small_net):

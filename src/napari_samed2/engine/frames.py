@@ -337,8 +337,9 @@ def zoom_scales(
 ) -> list[tuple[int, int, int, int]]:
     """Squares around ``anchor`` of ``min_size``, twice that, ... and finally ``view`` itself.
 
-    Each square lies inside ``view`` (the session's region); squares as large as ``view``'s
-    shorter side are replaced by ``view``.
+    Each square is at least 4x the anchor's extent (`zoom_region`) and lies inside ``view``
+    (the session's region); squares as large as ``view``'s shorter side are replaced by
+    ``view``; no region is listed twice.
     """
     row0, col0, row1, col1 = view
     shorter = min(row1 - row0, col1 - col0)
@@ -347,7 +348,11 @@ def zoom_scales(
     side = min_size
     while side < shorter:
         top, left, bottom, right = zoom_region(local, (row1 - row0, col1 - col0), min_size=side)
-        regions.append((top + row0, left + col0, bottom + row0, right + col0))
+        square = (top + row0, left + col0, bottom + row0, right + col0)
+        if not regions or square != regions[-1]:  # a box's extent can make the first ones equal
+            regions.append(square)
         side *= 2
-    regions.append(tuple(int(v) for v in view))
+    whole = tuple(int(v) for v in view)
+    if not regions or regions[-1] != whole:
+        regions.append(whole)
     return regions
