@@ -117,3 +117,10 @@ def test_evaluate_command_rejects_unknown_suites(capsys):
     assert args.func is run_evaluate
     assert args.func(args) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+def test_corrupt_frames_in_a_burst_are_consecutive_and_inside():
+    sample = nuclei_volume(shape=(12, 48, 48), seed=1)
+    frames = corrupt_frames(sample, seed=3, fraction=0.34, burst=True).events["corrupted"]
+    assert len(frames) == 4 and frames == list(range(frames[0], frames[0] + 4))
+    assert frames[0] >= 1 and frames[-1] <= 10

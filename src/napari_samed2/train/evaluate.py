@@ -246,6 +246,10 @@ def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_S
                 )
                 for s in seeds
             ]
+            samples += [  # runs of consecutive bad frames
+                corrupt_frames(synthetic.nuclei_volume(shape=shape, seed=s), seed=s, burst=True)
+                for s in seeds
+            ]
             sets.append(EvalSet(suite, "noisy/blank frames", samples))
         else:
             raise ValueError(f"unknown suite {suite!r}; expected one of {SUITES} or 'all'")
@@ -253,17 +257,23 @@ def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_S
 
 
 def corrupt_frames(
-    sample: synthetic.SyntheticSample, seed: int, fraction: float = 0.25
+    sample: synthetic.SyntheticSample, seed: int, fraction: float = 0.25, burst: bool = False
 ) -> synthetic.SyntheticSample:
     """Replace ``fraction`` of the frames by pure noise or a blank (constant) frame.
 
     The labels of corrupted frames are set to -1 (not scored): the object cannot be seen there;
-    what matters is whether the frames after them are still right.
+    what matters is whether the frames after them are still right. ``burst`` corrupts one run
+    of consecutive frames instead of scattered ones (a memory that keeps bad frames fills up
+    with them).
     """
     rng = np.random.default_rng([seed, 7])
     frames = sample.image.shape[0]
-    count = max(1, round(fraction * frames))
-    picks = rng.choice(np.arange(1, frames - 1), size=min(count, frames - 2), replace=False)
+    count = min(max(1, round(fraction * frames)), frames - 2)
+    if burst:
+        first = int(rng.integers(1, frames - count))
+        picks = np.arange(first, first + count)
+    else:
+        picks = rng.choice(np.arange(1, frames - 1), size=count, replace=False)
     image = sample.image.copy()
     labels = sample.labels.copy()
     low, high = np.percentile(sample.image, (1, 99))
