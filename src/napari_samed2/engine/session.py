@@ -464,17 +464,24 @@ class PropagationSession:
         if not self.zoom or obj_id in self._tracks:
             return self._prompt(frame, obj_id, **inputs(self.region_of(obj_id)))
         best, best_score = None, None
-        for region in zoom_scales(anchor, self.frames.region, min_size=ZOOM_MIN_SIZE):
-            self._tracks[obj_id] = ObjectTrack(region=region, encoder=self._encoder_for(region))
-            result = self._prompt(frame, obj_id, **inputs(region))
-            score = (result.object_score[obj_id] > 0, result.iou[obj_id])
-            if best_score is None or score > best_score:
-                best, best_score = region, score
-            # undo this try (a first prompt touches nothing else: no bank entry, no memory)
-            del self._tracks[obj_id]
-            self.results[frame] = self.results[frame].without(obj_id)
-        self._tracks[obj_id] = ObjectTrack(region=best, encoder=self._encoder_for(best))
-        return self._prompt(frame, obj_id, **inputs(best))
+        try:
+            for region in zoom_scales(anchor, self.frames.region, min_size=ZOOM_MIN_SIZE):
+                self._tracks[obj_id] = ObjectTrack(region=region, encoder=self._encoder_for(region))
+                result = self._prompt(frame, obj_id, **inputs(region))
+                score = (result.object_score[obj_id] > 0, result.iou[obj_id])
+                if best_score is None or score > best_score:
+                    best, best_score = region, score
+                # undo this try (a first prompt touches nothing else: no bank entry, no memory)
+                del self._tracks[obj_id]
+                self.results[frame] = self.results[frame].without(obj_id)
+            self._tracks[obj_id] = ObjectTrack(region=best, encoder=self._encoder_for(best))
+            return self._prompt(frame, obj_id, **inputs(best))
+        except BaseException:
+            # a failed or interrupted first prompt leaves no half-made object behind
+            self._tracks.pop(obj_id, None)
+            if frame in self.results:
+                self.results[frame] = self.results[frame].without(obj_id)
+            raise
 
     def _prompt_with_mask(self, frame: int, obj_id: int, mask, correction: bool) -> FrameResult:
         region = self.region_of(obj_id)
