@@ -126,7 +126,8 @@ def segment_stack(
 
 
 def assemble_labels(session: PropagationSession) -> StackSegmentation:
-    """The session's latest results as a label stack (higher object ids win overlaps)."""
+    """The session's latest results as a label stack (higher object ids win any overlaps left
+    by a session made with ``non_overlap=False``)."""
     labels = np.zeros((session.num_frames, *session.frame_shape), dtype=np.int32)
     for frame, result in session.results.items():
         for obj_id in sorted(result.masks):

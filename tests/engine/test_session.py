@@ -17,9 +17,11 @@ from napari_samed2.model import build_model, small_config
 from .conftest import iou
 
 
-def _session(net, frames, memory="sam2", **memory_settings):
+def _session(net, frames, memory="sam2", non_overlap=True, **memory_settings):
     settings = SessionSettings(memory=MemorySettings(**memory_settings))
-    return PropagationSession(net, frames, memory=memory, settings=settings)
+    return PropagationSession(
+        net, frames, memory=memory, settings=settings, non_overlap=non_overlap
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,14 +149,14 @@ def test_confident_frames_are_offered_to_a_bounded_bank(small_net, video):
 
 def test_objects_are_independent_and_removable(small_net, video):
     frames, _ = video
-    session = _session(small_net, frames)
+    session = _session(small_net, frames, non_overlap=False)
     session.add_points(2, 1, [[32, 28]], [1])
     session.add_box(2, 2, (20, 20, 44, 44))
     assert session.object_ids == [1, 2]
     results = list(session.propagate("forward"))
     assert all(set(r.masks) == {1, 2} for r in results)
 
-    alone = _session(small_net, frames)
+    alone = _session(small_net, frames, non_overlap=False)
     alone.add_points(2, 1, [[32, 28]], [1])
     for result, single in zip(results, alone.propagate("forward"), strict=True):
         assert np.array_equal(result.masks[1], single.masks[1])
@@ -164,6 +166,30 @@ def test_objects_are_independent_and_removable(small_net, video):
     assert all(set(r.masks) == {1} for r in session.results.values())
     session.reset()
     assert session.object_ids == [] and session.results == {}
+
+
+def test_overlapping_objects_get_disjoint_masks_and_removal_gives_pixels_back(small_net, video):
+    frames, _ = video
+    raw = _session(small_net, frames, non_overlap=False)
+    resolved = _session(small_net, frames)
+    for session in (raw, resolved):
+        session.add_points(2, 1, [[32, 28]], [1])
+        session.add_box(2, 2, (20, 20, 44, 44))
+    raw_results = {r.frame: r for r in raw.propagate("forward")}
+    resolved_results = {r.frame: r for r in resolved.propagate("forward")}
+    contested_somewhere = False
+    for frame, before in raw_results.items():
+        after = resolved_results[frame]
+        one, two = after.masks[1], after.masks[2]
+        assert not (one & two).any()
+        # nothing is lost or invented: contested pixels go to exactly one of the claimants
+        assert np.array_equal(one | two, before.masks[1] | before.masks[2])
+        assert not (one & ~before.masks[1]).any() and not (two & ~before.masks[2]).any()
+        contested_somewhere |= bool((before.masks[1] & before.masks[2]).any())
+    assert contested_somewhere, "the box and the click must overlap for this test to mean much"
+    resolved.remove_object(2)
+    for frame, before in raw_results.items():
+        assert np.array_equal(resolved.results[frame].masks[1], before.masks[1])
 
 
 def test_two_dimensional_image_is_a_one_frame_stack(small_net, video):

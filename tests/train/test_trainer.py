@@ -125,9 +125,18 @@ def test_resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one(tmp_path
 
 
 def test_resume_with_other_settings_is_refused(tmp_path):
-    train(_tiny_settings(steps=1), tmp_path, device="cpu", progress=False)
+    train(_tiny_settings(steps=2), tmp_path, device="cpu", stop_after=1, progress=False)
     with pytest.raises(ValueError, match="lr"):
-        train(_tiny_settings(steps=1, lr=0.5), tmp_path, device="cpu", progress=False)
+        train(_tiny_settings(steps=2, lr=0.5), tmp_path, device="cpu", progress=False)
+    # the thread count is how it runs, not what it learns: a resume may change it
+    threads = torch.get_num_threads()
+    try:
+        resumed = train(
+            _tiny_settings(steps=2, threads=1), tmp_path, device="cpu", progress=False
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.steps_done == 2
 
 
 def test_export_loads_back_with_the_same_weights(tmp_path):

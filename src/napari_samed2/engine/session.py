@@ -31,6 +31,7 @@ from .frames import (
     zoom_scales,
 )
 from .memory import BankEntry, LongTermBank, pooled_key
+from .overlaps import resolve_overlaps
 from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
 from .results import FrameResult, frame_order, frames_total
 from .settings import MEMORY_MODES, SessionSettings
@@ -70,6 +71,11 @@ class PropagationSession:
         model is most confident is kept (a mask prompt: 4x the mask's extent), so small
         objects are seen magnified. The region then stays fixed for the object; later prompts
         must fall inside it. The objects' encodings share one feature cache.
+    non_overlap : bool
+        Give each pixel claimed by several objects of a frame to the one with the highest mask
+        logit (`overlaps.resolve_overlaps`), as a Labels layer holds one object per pixel.
+        Only the returned masks change, not what the memory stores. ``False`` returns every
+        object's mask as decoded (as ``SAM2VideoPredictor`` does by default).
     """
 
     def __init__(
@@ -85,6 +91,7 @@ class PropagationSession:
         position: Sequence[int] | None = None,
         region: Sequence[int] | None = None,
         zoom: bool = False,
+        non_overlap: bool = True,
     ):
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
@@ -121,6 +128,7 @@ class PropagationSession:
             )
         self.net.eval()
         self.zoom = bool(zoom)
+        self.non_overlap = bool(non_overlap)
         self._source = {"data": data, "axis": axis, "rgb": rgb, "position": position}
         self.frames = self._frame_source(region)
         self.cache = FeatureCache(self.settings.cache_bytes)
@@ -331,9 +339,12 @@ class PropagationSession:
             uids = set(track.bank_uids.values())
             self.bank.entries = [e for e in self.bank.entries if e.uid not in uids]
         for frame in list(self.results):
+            had_it = obj_id in self.results[frame].masks
             self.results[frame] = self.results[frame].without(obj_id)
             if not self.results[frame].masks:
                 del self.results[frame]
+            elif had_it:
+                self._resolve_overlaps(frame)  # the others get back what it had won
 
     def reset(self, *, bank: bool = False) -> None:
         """Forget every object, prompt and result (cached features stay: same image).
@@ -451,6 +462,7 @@ class PropagationSession:
             track.logits[frame] = out["pred_masks"]
             self._fill(result, obj_id, out, in_memory, frame in track.confirmed)
         self.results[frame] = self.results.get(frame, FrameResult(frame)).merged(result)
+        self._resolve_overlaps(frame, fresh=result.masks)
         return self.results[frame]
 
     def _prompt_fitted(self, frame: int, obj_id: int, anchor, inputs) -> FrameResult:
@@ -481,6 +493,7 @@ class PropagationSession:
             self._tracks.pop(obj_id, None)
             if frame in self.results:
                 self.results[frame] = self.results[frame].without(obj_id)
+                self._resolve_overlaps(frame)  # undo what the tries trimmed from the others
             raise
 
     def _prompt_with_mask(self, frame: int, obj_id: int, mask, correction: bool) -> FrameResult:
@@ -552,6 +565,7 @@ class PropagationSession:
         result = FrameResult(frame=frame)
         self._fill(result, obj_id, out, True, frame in track.confirmed)
         self.results[frame] = self.results.get(frame, FrameResult(frame)).merged(result)
+        self._resolve_overlaps(frame, fresh=result.masks)
         return self.results[frame]
 
     def _carried_logits(self, track: ObjectTrack, frame: int, reverse: bool):
@@ -593,22 +607,74 @@ class PropagationSession:
             track.bank_uids[frame] = entry.uid
 
     def _fill(self, result: FrameResult, obj_id: int, out: dict, in_memory: bool, prompted: bool):
-        logits = out["pred_masks"]
-        row0, col0, row1, col1 = self.region_of(obj_id)
-        rows, cols = row1 - row0, col1 - col0
-        if logits.shape[-2:] != (rows, cols):
-            logits = F.interpolate(logits, size=(rows, cols), mode="bilinear", align_corners=False)
-        inside = (logits[0, 0] > self.mask_threshold).cpu().numpy()
-        if (rows, cols) == self.frame_shape:
-            result.masks[obj_id] = inside
-        else:
-            mask = np.zeros(self.frame_shape, dtype=bool)
-            mask[row0:row1, col0:col1] = inside
-            result.masks[obj_id] = mask
+        result.masks[obj_id] = self._mask_from_logits(obj_id, out["pred_masks"])
         result.iou[obj_id] = out["iou"]
         result.object_score[obj_id] = out["score"]
         result.in_memory[obj_id] = in_memory
         result.prompted[obj_id] = prompted
+
+    def _region_logits(self, obj_id: int, logits: torch.Tensor) -> torch.Tensor:
+        """Low-resolution mask logits ``(1, 1, h, w)`` -> ``(rows, cols)`` of the object's region."""
+        row0, col0, row1, col1 = self.region_of(obj_id)
+        rows, cols = row1 - row0, col1 - col0
+        if logits.shape[-2:] != (rows, cols):
+            logits = F.interpolate(logits, size=(rows, cols), mode="bilinear", align_corners=False)
+        return logits[0, 0]
+
+    def _mask_from_logits(self, obj_id: int, logits: torch.Tensor) -> np.ndarray:
+        inside = (self._region_logits(obj_id, logits) > self.mask_threshold).cpu().numpy()
+        row0, col0, row1, col1 = self.region_of(obj_id)
+        if inside.shape == self.frame_shape:
+            return inside
+        mask = np.zeros(self.frame_shape, dtype=bool)
+        mask[row0:row1, col0:col1] = inside
+        return mask
+
+    def _logits_in(self, obj_id: int, frame: int, box) -> np.ndarray:
+        """The object's mask logits on ``frame`` over ``box`` (frame coordinates); -inf
+        outside its region."""
+        row0, col0, row1, col1 = box
+        values = np.full((row1 - row0, col1 - col0), -np.inf, np.float32)
+        region = self.region_of(obj_id)
+        top, left = max(row0, region[0]), max(col0, region[1])
+        bottom, right = min(row1, region[2]), min(col1, region[3])
+        if top < bottom and left < right:
+            logits = self._region_logits(obj_id, self._tracks[obj_id].logits[frame])
+            values[top - row0 : bottom - row0, left - col0 : right - col0] = (
+                logits[top - region[0] : bottom - region[0], left - region[1] : right - region[1]]
+                .float()
+                .cpu()
+                .numpy()
+            )
+        return values
+
+    def _resolve_overlaps(self, frame: int, fresh=()) -> None:
+        """Make the objects' masks on ``frame`` disjoint (``non_overlap``).
+
+        Masks of objects not in ``fresh`` (just decoded) are first rebuilt from their logits:
+        an earlier resolution may have trimmed them for an object that has since changed.
+        """
+        if not self.non_overlap or frame not in self.results:
+            return
+        result = self.results[frame]
+        decoded = [
+            obj_id
+            for obj_id in result.masks
+            if obj_id in self._tracks and frame in self._tracks[obj_id].logits
+        ]
+        if len(decoded) < 1:
+            return
+        raw = {
+            obj_id: (
+                result.masks[obj_id]
+                if obj_id in fresh
+                else self._mask_from_logits(obj_id, self._tracks[obj_id].logits[frame])
+            )
+            for obj_id in decoded
+        }
+        result.masks.update(
+            resolve_overlaps(raw, lambda obj_id, box: self._logits_in(obj_id, frame, box))
+        )
 
     # -- input checks (prompts.py) -------------------------------------------------------------
 

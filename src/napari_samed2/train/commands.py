@@ -57,6 +57,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument(
+        "--mix",
+        type=parse_mix,
+        default=None,
+        help="data kinds and their relative frequencies, e.g. nuclei=0.3,cells=0.2 "
+        "(default: the nano mix)",
+    )
     parser.add_argument("--stop-after", type=int, default=None, help="stop after N steps now")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing last.pt")
     parser.add_argument(
@@ -65,6 +72,33 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--name", default="samed2-nano", help="model name stored in the export")
     parser.set_defaults(func=run_train)
     return parser
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"nuclei=0.3,cells=0.2"`` -> ``{"nuclei": 0.3, "cells": 0.2}`` (kinds of `synthetic`)."""
+    from .synthetic import GENERATORS
+
+    mix = {}
+    for item in text.split(","):
+        kind, _, weight = item.strip().partition("=")
+        if kind not in GENERATORS:
+            raise argparse.ArgumentTypeError(
+                f"unknown data kind {kind!r} in --mix; expected some of {sorted(GENERATORS)}"
+            )
+        try:
+            value = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"weight {weight!r} of {kind!r} in --mix is not a number (write kind=0.2)"
+            ) from None
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"weight {value} of {kind!r} in --mix must be a finite number >= 0"
+            )
+        mix[kind] = value
+    if sum(mix.values()) <= 0:
+        raise argparse.ArgumentTypeError(f"--mix {text!r} has no positive weight")
+    return mix
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -95,6 +129,8 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         init_from=args.init_from,
     )
+    if args.mix is not None:
+        settings.mix = args.mix
     try:
         result = train(
             settings,

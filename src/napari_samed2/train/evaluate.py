@@ -2,7 +2,9 @@
 
 Suites (held-out synthetic sets, seeds from `EVAL_SEED` on, which training never draws):
 
-- ``2d``: one positive click per object (its most interior pixel) on 2-D images.
+- ``2d``: one positive click per object (its most interior pixel) on 2-D images, scored
+  once every object is clicked (pixels claimed by two objects go to the surer one; the
+  baselines get the same clicks at once).
 - ``volume``: one click per object on the slice where it is largest, propagated both ways.
 - ``timelapse``: one click per object on the first frame where it is well inside the field
   (at least half its largest area), tracked both ways through time.
@@ -392,22 +394,29 @@ def _clicks_on_frames(labels: np.ndarray, suite: str) -> dict[int, tuple[int, in
 def _zoomed_masks(model, image, clicks, memory="selective") -> dict[int, np.ndarray]:
     """Object id -> its mask (stack) from one click, each object in its own zoomed region.
 
-    ``clicks`` maps object ids to ``(frame, row, col)``; stacks are propagated both ways.
+    ``clicks`` maps object ids to ``(frame, row, col)``. A 2-D image is scored once all its
+    objects are clicked (as `_run_2d` does); in a stack each object is propagated both ways on
+    its own (as `_run_stack` does).
     """
     stack = image if image.ndim == 3 else image[None]
     session = PropagationSession(model, stack, axis=0, memory=memory, zoom=True)
     masks = {}
+    if image.ndim == 2:
+        for obj_id, (frame, row, col) in clicks.items():
+            session.add_points(frame, obj_id, [[row, col]], [1])
+        masks = {obj_id: session.results[0].masks[obj_id] for obj_id in clicks}
+        session.close()
+        return masks
     for obj_id, (frame, row, col) in clicks.items():
         session.reset(bank=True)  # one object at a time, as in the other suites
         session.add_points(frame, obj_id, [[row, col]], [1])
-        if stack.shape[0] > 1:
-            for _ in session.propagate("both"):
-                pass
+        for _ in session.propagate("both"):
+            pass
         mask = np.zeros(stack.shape[:3], bool)
         for frame_index, result in session.results.items():
             if obj_id in result.masks:
                 mask[frame_index] = result.masks[obj_id]
-        masks[obj_id] = mask if image.ndim == 3 else mask[0]
+        masks[obj_id] = mask
     session.close()
     return masks
 
@@ -435,10 +444,13 @@ def _run_2d(model, sample, kind, index, baselines, zoom=False) -> list[ObjectSco
     started = time.perf_counter()
     session = PropagationSession(model, sample.image, axis=0, memory="selective")
     for obj_id, (row, col) in clicks.items():
-        result = session.add_points(0, obj_id, [[row, col]], [1])
+        session.add_points(0, obj_id, [[row, col]], [1])
+    # scored once every object is clicked, as a user sees them (each pixel goes to one object)
+    final = session.results[0].masks if clicks else {}
+    for obj_id in clicks:
         truth = labels == obj_id
         scores.append(
-            ObjectScore("2d", kind, index, obj_id, MODEL, dice(result.masks[obj_id], truth),
+            ObjectScore("2d", kind, index, obj_id, MODEL, dice(final[obj_id], truth),
                         equivalent_diameter(truth))
         )  # fmt: skip
     session.close()

@@ -35,6 +35,9 @@ CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.jsonl"
 
 
+RUNTIME_SETTINGS = ("threads",)
+
+
 @dataclass
 class TrainSettings:
     """Settings of one training run (stored in its checkpoints).
@@ -179,6 +182,9 @@ def train(
         # Settings added since a run started take their defaults, so old runs still resume.
         stored = json.loads(json.dumps(TrainSettings(**json.loads(state["settings"])).to_dict()))
         wanted = json.loads(json.dumps(settings.to_dict()))
+        for name in RUNTIME_SETTINGS:  # how it runs, not what it learns: may change on resume
+            stored.pop(name, None)
+            wanted.pop(name, None)
         if stored != wanted:
             changed = sorted(k for k in stored if stored[k] != wanted.get(k))
             raise ValueError(

@@ -1,0 +1,48 @@
+"""`samed2 train` options: the data mix reaches the run's settings; bad mixes are named."""
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from napari_samed2.cli import main
+from napari_samed2.train.commands import parse_mix
+
+
+def test_parse_mix_reads_kinds_and_weights():
+    assert parse_mix("nuclei=0.3, cells=0.2,timelapse=0") == {
+        "nuclei": 0.3,
+        "cells": 0.2,
+        "timelapse": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("nucleus=1", "'nucleus'"),
+        ("nuclei=lots", "'lots'"),
+        ("nuclei=-1", "-1.0"),
+        ("nuclei=nan", "nan"),
+        ("nuclei=0,cells=0", "no positive weight"),
+    ],
+)
+def test_parse_mix_names_what_is_wrong(text, named):
+    with pytest.raises(argparse.ArgumentTypeError, match=named):
+        parse_mix(text)
+
+
+def test_train_command_uses_the_mix(tmp_path):
+    threads = torch.get_num_threads()
+    run_dir = tmp_path / "run"
+    try:
+        code = main(
+            ["train", "--run-dir", str(run_dir), "--steps", "1", "--batch-size", "1",
+             "--frames", "2", "--objects", "1", "--mix", "cells=1", "--threads", "1"]
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    assert json.loads(state["settings"])["mix"] == {"cells": 1.0}
