@@ -614,7 +614,7 @@ class PropagationSession:
         result.prompted[obj_id] = prompted
 
     def _region_logits(self, obj_id: int, logits: torch.Tensor) -> torch.Tensor:
-        """Low-resolution mask logits ``(1, 1, h, w)`` -> ``(rows, cols)`` of the object's region."""
+        """Low-resolution mask logits ``(1, 1, h, w)`` -> ``(rows, cols)`` over its region."""
         row0, col0, row1, col1 = self.region_of(obj_id)
         rows, cols = row1 - row0, col1 - col0
         if logits.shape[-2:] != (rows, cols):
