@@ -131,9 +131,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     # the thread count is how it runs, not what it learns: a resume may change it
     threads = torch.get_num_threads()
     try:
-        resumed = train(
-            _tiny_settings(steps=2, threads=1), tmp_path, device="cpu", progress=False
-        )
+        resumed = train(_tiny_settings(steps=2, threads=1), tmp_path, device="cpu", progress=False)
     finally:
         torch.set_num_threads(threads)
     assert resumed.steps_done == 2
