@@ -7,7 +7,7 @@ import pytest
 from napari.layers import Labels
 
 from napari_samed2.ui.frames import FrameGeometry
-from napari_samed2.ui.labels_writer import LabelsWriter, merge_object
+from napari_samed2.ui.labels_writer import LabelsWriter, merge_object, merge_objects
 
 
 def test_merge_object_keeps_other_labels():
@@ -18,6 +18,20 @@ def test_merge_object_keeps_other_labels():
     np.testing.assert_array_equal(merged, [[3, 3, 0], [5, 5, 0], [0, 0, 3]])
     with pytest.raises(ValueError, match=r"mask shape \(2, 2\) does not match the frame shape"):
         merge_object(region, 3, np.zeros((2, 2), bool))
+
+
+@pytest.mark.parametrize("order", [(1, 2), (2, 1)])
+def test_merge_objects_hands_pixels_over_in_any_order(order):
+    # 1 gives its right column to 2 (disjoint new masks, as a non-overlapping session makes)
+    region = np.array([[1, 1, 0], [1, 1, 7]], dtype=np.int32)
+    new = {
+        1: np.array([[1, 0, 0], [1, 0, 0]], bool),
+        2: np.array([[0, 1, 1], [0, 1, 0]], bool),
+    }
+    merged = merge_objects(region, {obj: new[obj] for obj in order})
+    np.testing.assert_array_equal(merged, [[1, 2, 2], [1, 2, 7]])  # 7 is not the model's
+    with pytest.raises(ValueError, match=r"object 2 does not match the frame shape"):
+        merge_objects(region, {2: np.zeros((2, 2), bool)})
 
 
 def test_a_run_is_one_undo_step_and_undo_restores_exactly():

@@ -44,6 +44,27 @@ def merge_object(region: np.ndarray, obj_id: int, mask: np.ndarray) -> np.ndarra
     return merged
 
 
+def merge_objects(region: np.ndarray, masks: dict[int, np.ndarray]) -> np.ndarray:
+    """`merge_object` for several objects at once: all of them first give up the pixels
+    outside their new masks, then each takes the background inside its mask. Pixels one
+    object gives up and another's new mask covers go to the other (in any order).
+    """
+    merged = region.copy()
+    checked = {}
+    for obj_id, mask in masks.items():
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != region.shape:
+            raise ValueError(
+                f"mask shape {mask.shape} of object {obj_id} does not match the frame shape "
+                f"{region.shape}"
+            )
+        checked[int(obj_id)] = mask
+        merged[(region == obj_id) & ~mask] = 0
+    for obj_id, mask in checked.items():
+        merged[mask & (merged == 0)] = obj_id
+    return merged
+
+
 class LabelsWriter:
     """Writes masks into one Labels layer and tells its own writes apart from the user's.
 
@@ -73,9 +94,7 @@ class LabelsWriter:
     def write_step(self, frame: int, masks: dict[int, np.ndarray]) -> bool:
         """Write ``masks`` ({obj_id: bool (Y, X)}) into ``frame`` as one undo step now."""
         region = self.frame(frame)
-        merged = region
-        for obj_id, mask in masks.items():
-            merged = merge_object(merged, int(obj_id), np.asarray(mask, dtype=bool))
+        merged = merge_objects(region, masks)
         return self._commit({frame: region}, {frame: merged})
 
     def erase_object(self, obj_id: int) -> bool:
@@ -120,9 +139,7 @@ class LabelsWriter:
         index = self.geometry.frame_index(frame)
         region = self.frame(frame)
         self._before.setdefault(frame, region)
-        merged = region
-        for obj_id, mask in masks.items():
-            merged = merge_object(merged, int(obj_id), np.asarray(mask, dtype=bool))
+        merged = merge_objects(region, masks)
         if np.array_equal(merged, region):
             return
         with self._own_writes():
