@@ -39,10 +39,20 @@ def test_train_command_uses_the_mix(tmp_path):
     try:
         code = main(
             ["train", "--run-dir", str(run_dir), "--steps", "1", "--batch-size", "1",
-             "--frames", "2", "--objects", "1", "--mix", "cells=1", "--threads", "1"]
+             "--frames", "2", "--objects", "1", "--mix", "cells=1", "--threads", "1",
+             "--carry-mask", "--carry-drop", "0.4"]
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
     assert code == 0
     state = torch.load(run_dir / "last.pt", weights_only=True)
-    assert json.loads(state["settings"])["mix"] == {"cells": 1.0}
+    settings = json.loads(state["settings"])
+    assert settings["mix"] == {"cells": 1.0}
+    assert settings["carry_mask"] is True and settings["carry_drop"] == 0.4
+
+
+def test_train_command_refuses_a_carry_drop_outside_0_1(tmp_path, capsys):
+    code = main(["train", "--run-dir", str(tmp_path), "--carry-drop", "1.5"])
+    assert code == 2
+    assert "--carry-drop (1.5) must be in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "last.pt").exists()

@@ -58,6 +58,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument(
+        "--carry-drop",
+        type=float,
+        default=0.1,
+        help="with --carry-mask: fraction of tracked frames trained without the carried mask, "
+        "so the memory must find the object (default 0.1)",
+    )
+    parser.add_argument(
         "--mix",
         type=parse_mix,
         default=None,
@@ -121,6 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
         click_task=not args.no_click_task,
         click_seed=args.click_seed,
         carry_mask=args.carry_mask,
+        carry_drop=args.carry_drop,
         focal_weight=args.focal_weight,
         dice_weight=args.dice_weight,
         lr=args.lr,
@@ -129,6 +137,9 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         init_from=args.init_from,
     )
+    if not 0.0 <= args.carry_drop <= 1.0:
+        print(f"error: --carry-drop ({args.carry_drop}) must be in [0, 1]", file=sys.stderr)
+        return 2
     if args.mix is not None:
         settings.mix = args.mix
     try:

@@ -60,6 +60,9 @@ class TrainSettings:
     carry_mask : bool
         Give tracked frames the previous frame's mask logits as their mask prompt (also
         recorded in the exported checkpoint's preprocessing).
+    carry_drop : float
+        Fraction of tracked frames trained without the carried mask: there the memory alone
+        must find the object.
     focal_weight, dice_weight : float
         Loss weights of the focal and dice terms (SAM2: 20 and 1). From scratch, focal x20
         drives every mask to empty within ~20 steps; the nano run uses 1 and 5.
@@ -95,6 +98,7 @@ class TrainSettings:
     click_task: bool = False
     click_seed: bool = False
     carry_mask: bool = False
+    carry_drop: float = 0.1
     focal_weight: float = 20.0
     dice_weight: float = 1.0
     lr: float = 1e-3
@@ -222,6 +226,7 @@ def train(
             click_task=settings.click_task,
             click_seed=settings.click_seed,
             carry_mask=settings.carry_mask,
+            carry_drop=settings.carry_drop,
         )
         weights = LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)
         outcome = track_clip(net, clip, rng, prompting, weights)
