@@ -210,6 +210,7 @@ def test_carry_mask_changes_tracking_but_not_the_prompted_frame():
 
 def test_init_from_starts_from_given_weights_and_refuses_other_architectures(tmp_path):
     first = train(_tiny_settings(steps=1), tmp_path / "a", device="cpu", progress=False)
+    first_seed = _tiny_settings().seed
     weights = export_weights(tmp_path / "a", tmp_path / "a.safetensors", name="a")
     settings = _tiny_settings(steps=1, lr=0.0, init_from=str(weights))
     second = train(settings, tmp_path / "b", device="cpu", progress=False)
@@ -221,3 +222,10 @@ def test_init_from_starts_from_given_weights_and_refuses_other_architectures(tmp
                            init_from=str(weights))  # fmt: skip
     with pytest.raises(CheckpointMismatchError, match="does not fit"):
         train(other, tmp_path / "c", device="cpu", progress=False)
+    # the export says where it started, with that model's own record, even once it is gone
+    weights.unlink()
+    exported = export_weights(tmp_path / "b", tmp_path / "b.safetensors", name="b")
+    record = json.loads(exported.with_suffix(".json").read_text())
+    assert record["init_from"]["source"] == str(weights)
+    assert record["init_from"]["training"]["steps"] == 1
+    assert record["init_from"]["training"]["seed"] == first_seed

@@ -33,6 +33,7 @@ from .tracking import PromptSettings, track_clip
 
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.jsonl"
+INIT_RECORD_NAME = "init_from.json"  # the training record of the weights a run started from
 
 
 RUNTIME_SETTINGS = ("threads",)
@@ -174,8 +175,8 @@ def train(
     target = resolve_device(device)
     torch.manual_seed(settings.seed)
     net = build_model(settings.config, temporal_adapter=settings.temporal_adapter).to(target)
-    if settings.init_from is not None:
-        _initialise_from(net, settings.init_from)
+    if settings.init_from is not None and not (resume and (run_dir / CHECKPOINT_NAME).exists()):
+        _initialise_from(net, settings.init_from, run_dir)  # a resumed run has its weights
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
@@ -261,9 +262,14 @@ def train(
     return TrainResult(net, end, wall + time.perf_counter() - began, losses)
 
 
-def _initialise_from(net: torch.nn.Module, source: str) -> None:
-    """Copy the weights of checkpoint ``source`` into ``net`` (same architecture required)."""
+def _initialise_from(net: torch.nn.Module, source: str, run_dir: Path) -> None:
+    """Copy the weights of checkpoint ``source`` into ``net`` (same architecture required).
+
+    The source's own training record (its file may be replaced later, e.g. the bundled nano
+    weights by this run's export) is kept in ``run_dir/INIT_RECORD_NAME`` for the export.
+    """
     from ..model import CheckpointMismatchError, load_model
+    from ..model.checkpoint import read_checkpoint
 
     loaded = load_model(source, device="cpu")
     try:
@@ -272,6 +278,21 @@ def _initialise_from(net: torch.nn.Module, source: str) -> None:
         raise CheckpointMismatchError(
             f"init_from {source!r} does not fit the run's network configuration: {error}"
         ) from error
+    record: dict[str, Any] = {"source": str(source)}
+    if loaded.source is not None and Path(loaded.source).suffix == ".safetensors":
+        training = read_checkpoint(loaded.source).metadata.get("training")
+        if training is not None:
+            record["training"] = training
+    write_text_atomic(run_dir / INIT_RECORD_NAME, json.dumps(record, indent=2) + "\n")
+
+
+def _init_record(run_dir: Path, settings: TrainSettings) -> dict[str, Any]:
+    """``{"init_from": ...}`` for a run that started from other weights, else ``{}``."""
+    if settings.init_from is None:
+        return {}
+    path = run_dir / INIT_RECORD_NAME
+    record = json.loads(path.read_text()) if path.exists() else {"source": settings.init_from}
+    return {"init_from": record}
 
 
 def _append_log(run_dir: Path, step: int, wall: float, window: list[dict[str, float]]) -> None:
@@ -345,6 +366,8 @@ def export_weights(
         "lr": settings.lr,
         "data": data,
         "mix": settings.mix,
+        **({"carry_drop": settings.carry_drop} if settings.carry_mask else {}),
+        **_init_record(run_dir, settings),
         **(record or {}),
     }
     destination = Path(destination)
