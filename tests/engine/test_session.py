@@ -374,3 +374,43 @@ def test_carry_mask_models_get_the_neighbours_mask_on_tracked_frames_only(small_
         assert set(session._tracks[1].logits) == set(range(6))
     assert np.array_equal(runs[False][2], runs[True][2])  # the prompted frame is not tracked
     assert any(not np.array_equal(runs[False][f], runs[True][f]) for f in (0, 1, 3, 4, 5))
+
+
+def test_selective_memory_carries_the_nearest_confident_mask_past_a_doubtful_one(small_net):
+    from .conftest import moving_disk_video
+
+    frames, _ = moving_disk_video(frames=6)
+    model = _with_hints(small_net, carry_mask=True)
+
+    def tracked(memory, lookback=4):
+        settings = SessionSettings(memory=MemorySettings(carry_lookback=lookback))
+        session = PropagationSession(model, frames, memory=memory, settings=settings)
+        session.add_points(0, 1, [(32, 20)], [1])
+        list(session.propagate("forward"))
+        for frame in (1, 2, 3):  # confident unless a test says otherwise
+            session.results[frame].iou[1], session.results[frame].object_score[1] = 0.9, 5.0
+        return session, session._tracks[1]
+
+    def carried_to_4(session, track):
+        return session._carried_logits(track, 1, 4, reverse=False)
+
+    def clamped(logits):
+        return logits.clamp(-32, 32)
+
+    session, track = tracked("selective")
+    assert all(not torch.equal(track.logits[3], track.logits[f]) for f in (0, 1, 2))
+    assert torch.equal(carried_to_4(session, track), clamped(track.logits[3]))
+    session.results[3].iou[1] = 0.1  # a doubtful neighbour is passed over
+    assert torch.equal(carried_to_4(session, track), clamped(track.logits[2]))
+    session.results[2].object_score[1] = -1.0  # so is one where the object seems absent
+    assert torch.equal(carried_to_4(session, track), clamped(track.logits[1]))
+    session.results[1].iou[1] = 0.0  # the prompted frame is always trusted
+    assert torch.equal(carried_to_4(session, track), clamped(track.logits[0]))
+
+    for memory, lookback in (("sam2", 4), ("selective", 0)):  # plain: always the neighbour
+        session, track = tracked(memory, lookback)
+        session.results[3].iou[1] = 0.1
+        assert torch.equal(carried_to_4(session, track), clamped(track.logits[3]))
+
+    with pytest.raises(ValueError, match="carry_lookback must be >= 0, got -1"):
+        MemorySettings(carry_lookback=-1)

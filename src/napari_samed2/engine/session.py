@@ -30,7 +30,7 @@ from .frames import (
     zoom_region,
     zoom_scales,
 )
-from .memory import BankEntry, LongTermBank, pooled_key
+from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
 from .overlaps import resolve_overlaps
 from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
 from .results import FrameResult, frame_order, frames_total
@@ -431,7 +431,7 @@ class PropagationSession:
                 out = track.cond[frame]
                 in_memory = True
             else:
-                carried = self._carried_logits(track, frame, reverse)
+                carried = self._carried_logits(track, obj_id, frame, reverse)
                 if self.memory == "sam2":
                     out = self.tracker.infer(
                         track, obj_id, frame, False, None, None, reverse, True, carried
@@ -568,12 +568,37 @@ class PropagationSession:
         self._resolve_overlaps(frame, fresh=result.masks)
         return self.results[frame]
 
-    def _carried_logits(self, track: ObjectTrack, frame: int, reverse: bool):
-        """The neighbour's mask logits (the frame tracked just before), for carry-mask models."""
+    def _carried_logits(self, track: ObjectTrack, obj_id: int, frame: int, reverse: bool):
+        """The neighbour's mask logits (the frame tracked just before), for carry-mask models.
+
+        With the selective memory a neighbour whose mask failed the confidence gate is passed
+        over for the nearest confident frame behind it (`MemorySettings.carry_lookback`): one
+        bad frame must not hand its wrong mask to every frame after it.
+        """
         if not self.carry_mask:
             return None
-        logits = track.logits.get(frame + 1 if reverse else frame - 1)
+        step = 1 if reverse else -1
+        source = frame + step
+        if self.memory == "selective":
+            for distance in range(1, self.settings.memory.carry_lookback + 1):
+                candidate = frame + step * distance
+                if candidate not in track.logits:
+                    break
+                if self._confident(track, obj_id, candidate):
+                    source = candidate
+                    break
+        logits = track.logits.get(source)
         return None if logits is None else logits.clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
+
+    def _confident(self, track: ObjectTrack, obj_id: int, frame: int) -> bool:
+        """Whether the object's mask on ``frame`` was prompted or passed the memory gate."""
+        if frame in track.cond:
+            return True
+        result = self.results.get(frame)
+        if result is None or obj_id not in result.iou:
+            return False
+        gate = self.settings.memory.gate_threshold
+        return passes_gate(result.iou[obj_id], result.object_score[obj_id], gate)
 
     def _encode_pending_memories(self) -> None:
         with torch.inference_mode():

@@ -33,6 +33,12 @@ class MemorySettings:
     key_size : int
         Retrieval keys are the frame's image embedding average-pooled to ``key_size`` squared
         positions, so an entry costs kilobytes rather than the 4 MB of a full 64x64 map.
+    carry_lookback : int
+        For models that carry the previous frame's mask as a prompt (``carry_mask``, e.g.
+        samed2-nano): a neighbour whose mask fails the gate (a blurred, blank or noisy frame)
+        is not carried on; the nearest of the ``carry_lookback`` frames before it in the
+        direction of travel that passed the gate (or was prompted) is carried instead. 0
+        always carries the neighbour, as ``memory="sam2"`` does.
     """
 
     gate_threshold: float = 0.5
@@ -42,6 +48,7 @@ class MemorySettings:
     recent_frames: int = 3
     max_conditioning: int = 2
     key_size: int = 8
+    carry_lookback: int = 4
 
     def __post_init__(self) -> None:
         for name in ("gate_threshold", "bank_threshold"):
@@ -58,6 +65,8 @@ class MemorySettings:
             raise ValueError(f"max_conditioning must be >= 1, got {self.max_conditioning!r}")
         if int(self.key_size) < 1:
             raise ValueError(f"key_size must be >= 1, got {self.key_size!r}")
+        if int(self.carry_lookback) < 0:
+            raise ValueError(f"carry_lookback must be >= 0, got {self.carry_lookback!r}")
 
 
 @dataclass
