@@ -124,3 +124,18 @@ def test_corrupt_frames_in_a_burst_are_consecutive_and_inside():
     frames = corrupt_frames(sample, seed=3, fraction=0.34, burst=True).events["corrupted"]
     assert len(frames) == 4 and frames == list(range(frames[0], frames[0] + 4))
     assert frames[0] >= 1 and frames[-1] <= 10
+
+
+def test_another_seed_gives_other_held_out_images():
+    from napari_samed2.train.evaluate import EVAL_SEED, held_out_sets
+
+    card = held_out_sets(["2d"], quick=True)
+    again = held_out_sets(["2d"], quick=True, seed=EVAL_SEED)
+    other = held_out_sets(["2d"], quick=True, seed=20_000)
+    for a, b, c in zip(card, again, other, strict=True):
+        assert np.array_equal(a.samples[0].image, b.samples[0].image)
+        assert not np.array_equal(a.samples[0].image, c.samples[0].image)
+    parser = argparse.ArgumentParser()
+    add_evaluate_parser(parser.add_subparsers())
+    assert parser.parse_args(["evaluate", "--seed", "20000"]).seed == 20_000
+    assert parser.parse_args(["evaluate"]).seed is None

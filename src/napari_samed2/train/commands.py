@@ -185,6 +185,13 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--zoom", action="store_true", help="also score the model with the per-object zoom"
     )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="first seed of the synthetic suites (default 10000, the model card's test set; "
+        "pick models on another, e.g. 20000)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every score here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
     parser.set_defaults(func=run_evaluate)
@@ -238,6 +245,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                 baselines=not args.no_baselines,
                 progress=lambda line: print(line, file=sys.stderr),
                 zoom=args.zoom,
+                **({} if args.seed is None else {"seed": args.seed}),
             )
     except (ModelError, KeyError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

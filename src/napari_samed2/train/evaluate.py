@@ -210,7 +210,12 @@ class EvalSet:
 
 
 def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_SEED):
-    """The evaluation data: seeds ``seed`` and up (training draws far below, from (0, step))."""
+    """The evaluation data: seeds ``seed`` and up, one per sample.
+
+    Training draws its generators' seeds at random from [0, 2**31) and other field sizes, so
+    it meets one of these images with negligible chance. Select models on one seed (e.g.
+    20000) and report them on the model card's (`EVAL_SEED`).
+    """
     count = 1 if quick else 3
     sets: list[EvalSet] = []
     for suite in suites:
