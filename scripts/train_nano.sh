@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Reproduce the embedded samed2-nano model: seeded training on synthetic clips, then export.
 # Usage: scripts/train_nano.sh [RUN_DIR]   (default /work/runs/nano; resumes if interrupted)
-# Environment: PYTHON (default .venv/bin/python), THREADS (default 2), STEPS (default 3000).
+# Environment: PYTHON (default .venv/bin/python), THREADS (default 2).
+#
+# Stage 1 (3000 steps from random weights, the fluorescence-heavy mix) is the model shipped in
+# session 2. Stage 2 fine-tunes it (2500 steps, lr 3e-4) on a mix with more membrane cells,
+# tubes and organs. Both stages resume where they stopped.
 # Loss weights focal 1 / dice 5 instead of SAM2's 20 / 1: from scratch, focal x20 drives every
 # mask to empty within ~20 steps. --click-seed draws the clicks into the mask prompt as well:
 # without it the net never learned where the click was. --carry-mask gives each tracked frame
@@ -10,10 +14,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"
 RUN_DIR="${1:-/work/runs/nano}"
-exec "$PYTHON" -m napari_samed2.train.commands train \
-    --run-dir "$RUN_DIR" \
-    --steps "${STEPS:-3000}" --batch-size 2 --frames 4 --objects 8 --tracked 4 \
-    --click-seed --carry-mask \
-    --lr 1e-3 --warmup 100 --focal-weight 1 --dice-weight 5 --seed 0 \
-    --threads "${THREADS:-2}" --device cpu \
+COMMON=(--batch-size 2 --frames 4 --objects 8 --tracked 4 --click-seed --carry-mask
+        --focal-weight 1 --dice-weight 5 --threads "${THREADS:-2}" --device cpu)
+
+"$PYTHON" -m napari_samed2.train.commands train --run-dir "$RUN_DIR/stage1" \
+    --steps 3000 --lr 1e-3 --warmup 100 --seed 0 "${COMMON[@]}" \
+    --export "$RUN_DIR/stage1.safetensors"
+
+exec "$PYTHON" -m napari_samed2.train.commands train --run-dir "$RUN_DIR/stage2" \
+    --steps 2500 --lr 3e-4 --warmup 50 --seed 1 "${COMMON[@]}" \
+    --init-from "$RUN_DIR/stage1.safetensors" \
+    --mix nuclei=0.2,cells=0.25,tubes=0.08,organs=0.07,nuclei-volume=0.12,organ-volume=0.05,timelapse=0.23 \
     --export src/napari_samed2/weights/samed2-nano.safetensors
