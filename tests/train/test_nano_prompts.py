@@ -53,3 +53,29 @@ def test_zoom_segments_small_nuclei_in_a_large_field_that_the_whole_view_misses(
         if zoom:
             assert all(session.region_of(i)[2] - session.region_of(i)[0] < 1024 for i in (1, 2))
     assert np.mean(scores[False]) < 0.5 < 0.8 < np.mean(scores[True])
+
+
+@pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
+def test_selective_memory_keeps_cells_through_bad_frames_that_sam2s_memory_loses():
+    from napari_samed2.train.evaluate import _clicks_on_frames, corrupt_frames
+    from napari_samed2.train.synthetic import moving_cells_timelapse
+
+    # frames 4, 5, 7 and 12 are noise or blank (scored on the clean frames only)
+    sample = corrupt_frames(moving_cells_timelapse((16, 96, 96), seed=30001, events=False), 30001)
+    clean = sample.labels[:, 0, 0] >= 0
+    clicks = _clicks_on_frames(np.where(sample.labels > 0, sample.labels, 0), "memory")
+    model = load_model("samed2-nano", "cpu", progressbar=False)
+    means = {}
+    for memory in ("selective", "sam2"):
+        session = PropagationSession(model, sample.image, memory=memory)
+        scores = []
+        for obj_id, (frame, row, col) in clicks.items():
+            session.reset(bank=True)
+            session.add_points(frame, obj_id, [(row, col)], [1])
+            list(session.propagate("both"))
+            masks = np.stack([session.results[f].masks[obj_id] for f in range(len(clean))])
+            scores.append(dice(masks[clean], (sample.labels == obj_id)[clean]))
+        means[memory] = np.mean(scores)
+    assert len(clicks) >= 5
+    assert means["selective"] > 0.8, means
+    assert means["selective"] > means["sam2"] + 0.2, means
