@@ -40,7 +40,7 @@ def test_train_command_uses_the_mix(tmp_path):
         code = main(
             ["train", "--run-dir", str(run_dir), "--steps", "1", "--batch-size", "1",
              "--frames", "2", "--objects", "1", "--mix", "cells=1", "--threads", "1",
-             "--carry-mask", "--carry-drop", "0.4"]
+             "--carry-mask", "--carry-drop", "0.4", "--event-focus", "0.25"]
         )  # fmt: skip
     finally:
         torch.set_num_threads(threads)
@@ -49,10 +49,12 @@ def test_train_command_uses_the_mix(tmp_path):
     settings = json.loads(state["settings"])
     assert settings["mix"] == {"cells": 1.0}
     assert settings["carry_mask"] is True and settings["carry_drop"] == 0.4
+    assert settings["event_focus"] == 0.25
 
 
-def test_train_command_refuses_a_carry_drop_outside_0_1(tmp_path, capsys):
-    code = main(["train", "--run-dir", str(tmp_path), "--carry-drop", "1.5"])
+@pytest.mark.parametrize("flag", ["--carry-drop", "--event-focus"])
+def test_train_command_refuses_a_fraction_outside_0_1(tmp_path, capsys, flag):
+    code = main(["train", "--run-dir", str(tmp_path), flag, "1.5"])
     assert code == 2
-    assert "--carry-drop (1.5) must be in [0, 1]" in capsys.readouterr().err
+    assert f"{flag} (1.5) must be in [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "last.pt").exists()

@@ -73,6 +73,34 @@ def test_several_objects_per_clip_share_the_clip_and_the_first_ones_are_tracked(
     assert _tracked_objects(clip.object_clips(), 0).tolist() == list(range(6))
 
 
+def test_event_focus_draws_clips_around_divisions_and_entries_with_those_cells_first():
+    def ends_or_starts(sampler, batches=12):
+        """Fraction of tracked objects absent on some later frame of their clip."""
+        changing = total = 0
+        for index in range(batches):
+            clip = sampler.batch(index)
+            present = clip.masks.flatten(2).any(-1)  # (N, T)
+            first = [int((clip.object_clips()[:i] == c).sum()) == 0
+                     for i, c in enumerate(clip.object_clips())]  # fmt: skip
+            changing += int((~present[first, 1:]).any(-1).sum())
+            total += sum(first)
+        return changing / total
+
+    settings = dict(image_size=64, num_frames=4, batch_size=2, seed=5, objects_per_clip=4,
+                    mix={"timelapse": 1.0}, field_sizes=(64,))  # fmt: skip
+    plain = ClipSampler(**settings)
+    focused = ClipSampler(**settings, event_focus=1.0)
+    # the first object of a focused clip is a mother, a daughter or an entering cell: in the
+    # clip's frames it ends (mother) or, run backwards, does not exist yet
+    assert ends_or_starts(focused) >= 0.5
+    assert ends_or_starts(plain) <= 0.25
+    # event_focus=0 draws exactly the clips a sampler without the option draws
+    again = ClipSampler(**settings, event_focus=0.0).batch(3)
+    assert torch.equal(again.images, plain.batch(3).images)
+    with pytest.raises(ValueError, match="event_focus must be in"):
+        ClipSampler(**settings, event_focus=1.5)
+
+
 def test_a_few_steps_on_one_clip_reduce_the_loss():
     torch.manual_seed(0)
     net = build_model(TINY, temporal_adapter=True).train()

@@ -34,6 +34,17 @@ def test_merge_objects_hands_pixels_over_in_any_order(order):
         merge_objects(region, {2: np.zeros((2, 2), bool)})
 
 
+def test_merge_objects_takes_pixels_only_from_the_labels_named():
+    region = np.array([[1, 1, 3], [0, 2, 3]])
+    mask = np.array([[False, True, True], [True, True, True]])
+    merged = merge_objects(region, {4: mask}, takes_from={1, 2})
+    np.testing.assert_array_equal(merged, [[1, 4, 3], [4, 4, 3]])  # 3 keeps its pixels
+    # without takes_from only background is taken; a label in masks never counts as yielding
+    np.testing.assert_array_equal(merge_objects(region, {4: mask}), [[1, 1, 3], [4, 2, 3]])
+    both = merge_objects(region, {1: np.zeros((2, 3), bool), 4: mask}, takes_from={1})
+    np.testing.assert_array_equal(both, [[0, 4, 3], [4, 2, 3]])
+
+
 def test_a_run_is_one_undo_step_and_undo_restores_exactly():
     rng = np.random.default_rng(0)
     start = rng.integers(0, 3, (6, 16, 16)).astype(np.int32)

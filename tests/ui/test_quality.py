@@ -71,6 +71,43 @@ def test_one_click_follows_a_nucleus_and_a_correction_helps(make_napari_viewer, 
     assert corrected >= propagated - 0.03, "an accepted true mask must not make things much worse"
 
 
+@pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
+def test_a_new_object_takes_the_pixels_the_engine_gives_it(make_napari_viewer, qtbot):
+    from napari_samed2.train.synthetic import nuclei_image
+
+    sample = nuclei_image(shape=(128, 128), seed=4)  # nuclei 10 and 15 touch
+    first, second = sample.labels == 10, sample.labels == 15
+    viewer = make_napari_viewer()
+    viewer.add_image(sample.image, name="nuclei")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(load_model("samed2-nano", "cpu", progressbar=False))
+    # a box around both nuclei: object 1 covers both
+    rows, cols = np.nonzero(first | second)
+    widget.add_object()
+    widget.start_box()
+    widget.state.boxes.add_rectangles(
+        np.array([[rows.min(), cols.min()], [rows.max(), cols.max()]])
+    )
+    run(qtbot, widget, widget.segment_frame)
+    labels = widget.state.labels
+    before = labels.data.copy()
+    assert (before[second] == 1).mean() > 0.8
+    # a click on the second nucleus as object 2: it takes those pixels from object 1
+    rows, cols = np.nonzero(second)
+    nearest = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
+    widget.add_object()
+    widget.start_points()
+    widget.state.points.add([rows[nearest], cols[nearest]])
+    run(qtbot, widget, widget.segment_frame)
+    masks = widget.state.session.results[0].masks
+    handed = (before == 1) & (labels.data == 2)
+    assert handed.sum() > 0.5 * second.sum()
+    np.testing.assert_array_equal(labels.data == 1, masks[1])
+    np.testing.assert_array_equal(labels.data == 2, masks[2])
+    assert dice(labels.data == 2, second) > 0.85  # measured 0.934
+
+
 def _frame_indices(frame: int, mask: np.ndarray) -> tuple:
     rows, cols = np.nonzero(mask)
     return (np.full(rows.shape, frame), rows, cols)

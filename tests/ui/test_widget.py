@@ -15,7 +15,7 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 
 from napari_samed2.ui import SAMed2Widget
-from napari_samed2.ui.labels_writer import merge_object
+from napari_samed2.ui.labels_writer import merge_object, merge_objects
 
 pytestmark = pytest.mark.gui
 RUN_TIMEOUT_MS = 60_000
@@ -337,8 +337,12 @@ def test_2d_image_box_prompt_then_mask_prompt(make_napari_viewer, tiny_model, qt
     before = labels.data.copy()
     run(qtbot, widget, widget.segment_frame)
     assert session.confirmed_frames == {1: [0], 2: [0]}
-    expected = merge_object(before, 2, session.results[0].masks[2])
+    # the new object takes from object 1 the pixels the engine gave it; the layer then holds
+    # exactly the engine's two disjoint masks
+    expected = merge_objects(before, {2: session.results[0].masks[2]}, takes_from={1})
     np.testing.assert_array_equal(labels.data, expected)
+    np.testing.assert_array_equal(labels.data == 1, session.results[0].masks[1])
+    np.testing.assert_array_equal(labels.data == 2, session.results[0].masks[2])
 
 
 def test_4d_stack_asks_for_the_axis_and_writes_one_slice(make_napari_viewer, tiny_model, qtbot):

@@ -129,6 +129,11 @@ class ClipSampler:
         Sizes of the generated fields before resizing to ``S``; they set the objects' scale.
     objects_per_clip : int
         Objects tracked per clip (drawn without replacement while there are enough).
+    event_focus : float
+        Fraction of time-lapse clips whose frames straddle a division or a cell entering the
+        field, with the cells involved always among the tracked objects. Such moments are
+        otherwise rare in short clips; they teach the object score that a mother ends where it
+        divides, a daughter begins there, and an entering cell is absent before it enters.
     """
 
     def __init__(
@@ -140,7 +145,11 @@ class ClipSampler:
         mix: dict[str, float] | None = None,
         field_sizes: tuple[int, ...] = (64, 96, 128, 160, 192, 256),
         objects_per_clip: int = 1,
+        event_focus: float = 0.0,
     ):
+        if not 0.0 <= event_focus <= 1.0:
+            raise ValueError(f"event_focus must be in [0, 1], got {event_focus}")
+        self.event_focus = event_focus
         if objects_per_clip < 1:
             raise ValueError(f"objects_per_clip must be >= 1, got {objects_per_clip}")
         self.objects_per_clip = objects_per_clip
@@ -182,7 +191,7 @@ class ClipSampler:
         """A clip: its kind, frames ``(T, 3, S, S)`` and object masks ``(K, T, S, S)``."""
         for _ in range(50):
             kind = str(rng.choice(self.kinds, p=self.weights))
-            frames, labels = self._raw_clip(kind, rng)
+            frames, labels, involved = self._raw_clip(kind, rng)
             frames = self._augment(frames, rng)
             images = _resize(torch.from_numpy(frames), self.image_size, is_mask=False)
             ids = [i for i in np.unique(labels[0]) if i != 0]
@@ -195,24 +204,43 @@ class ClipSampler:
             if usable.size == 0:
                 continue
             count = self.objects_per_clip
-            picks = rng.choice(usable, size=count, replace=usable.size < count)
+            first = [k for k in usable if ids[k] in involved][:count]
+            if first:
+                others = np.setdiff1d(usable, first)
+                rest = count - len(first)
+                drawn = rng.choice(others if others.size else usable, size=rest,
+                                   replace=others.size < rest)  # fmt: skip
+                picks = np.concatenate([np.array(first, int), drawn.astype(int)])
+            else:
+                picks = rng.choice(usable, size=count, replace=usable.size < count)
             rgb = images[:, None].expand(-1, 3, -1, -1).contiguous()
             return kind, rgb, resized[:, picks].permute(1, 0, 2, 3).contiguous()
         raise RuntimeError("could not draw a clip with a usable object in 50 tries")
 
-    def _raw_clip(self, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``(T, Y, X)`` float32 frames in [0, 1] and int32 labels."""
+    def _raw_clip(
+        self, kind: str, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, set[int]]:
+        """``(T, Y, X)`` float32 frames in [0, 1], int32 labels and the ids of cells in an event
+        the clip was chosen to show (empty for most clips)."""
         frames = self.num_frames
+        involved: set[int] = set()
         height = int(rng.choice(self.field_sizes))
         width = int(np.clip(height * rng.uniform(0.75, 1.33), 48, 320))
         seed = int(rng.integers(2**31))
         generator = synthetic.GENERATORS[kind]
         if kind in STACK_KINDS:
             stride = int(rng.integers(1, 3)) if kind != "timelapse" else 1
-            depth = max(frames * stride, int(rng.integers(frames * stride, 24)))
+            around_event = kind == "timelapse" and self.event_focus > 0 and frames > 1
+            if around_event and rng.random() < self.event_focus:
+                depth = int(rng.integers(max(12, frames + 2), 25))
+            else:
+                around_event = False
+                depth = max(frames * stride, int(rng.integers(frames * stride, 24)))
             sample = generator(shape=(depth, height, width), seed=seed)
             scaled = scale_intensity(sample.image)
             start = int(rng.integers(0, depth - frames * stride + 1))
+            if around_event:
+                start, involved = _window_around_event(sample, frames, rng, start)
             picks = start + stride * np.arange(frames)
             frames_, labels = scaled[picks], sample.labels[picks]
         else:
@@ -236,7 +264,7 @@ class ClipSampler:
             frames_, labels = frames_[:, :, ::-1], labels[:, :, ::-1]
         if rng.random() < 0.5:
             frames_, labels = frames_.transpose(0, 2, 1), labels.transpose(0, 2, 1)
-        return np.ascontiguousarray(frames_), np.ascontiguousarray(labels)
+        return np.ascontiguousarray(frames_), np.ascontiguousarray(labels), involved
 
     @staticmethod
     def _augment(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -251,6 +279,32 @@ class ClipSampler:
             offset = rng.uniform(0.0, 1.0 - gain)
             frames = np.round((frames * gain + offset) * 255) / 255
         return np.ascontiguousarray(frames, dtype=np.float32)
+
+
+def _window_around_event(
+    sample: synthetic.SyntheticSample, frames: int, rng: np.random.Generator, start: int
+) -> tuple[int, set[int]]:
+    """A window start whose ``frames`` frames straddle one division or entry in ``sample``, and
+    the ids of the cells in it; ``start`` and no ids when the sample has no such event."""
+    present = sample.labels.reshape(len(sample.labels), -1)
+    events = []  # (first frame after the change, ids involved)
+    daughters_of: dict[int, list[int]] = {}
+    for daughter, mother in sample.events.get("split", {}).items():
+        daughters_of.setdefault(int(mother), []).append(int(daughter))
+    for mother, daughters in daughters_of.items():
+        born = int(np.flatnonzero((present == daughters[0]).any(1))[0])
+        events.append((born, {mother, *daughters}))
+    for entering in sample.events.get("enter", []):
+        events.append((int(np.flatnonzero((present == entering).any(1))[0]), {int(entering)}))
+    depth = len(sample.labels)
+    events = [(t, ids) for t, ids in events if 1 <= t <= depth - 1]
+    if not events:
+        return start, set()
+    change, ids = events[int(rng.integers(len(events)))]
+    low, high = max(0, change - frames + 1), min(change - 1, depth - frames)
+    if high < low:
+        return start, set()
+    return int(rng.integers(low, high + 1)), ids
 
 
 def _resize(stack: torch.Tensor, size: int, is_mask: bool) -> torch.Tensor:

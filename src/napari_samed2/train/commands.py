@@ -65,6 +65,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "so the memory must find the object (default 0.1)",
     )
     parser.add_argument(
+        "--event-focus",
+        type=float,
+        default=0.0,
+        help="fraction of time-lapse clips chosen around a division or an entering cell, with "
+        "those cells tracked (default 0)",
+    )
+    parser.add_argument(
         "--mix",
         type=parse_mix,
         default=None,
@@ -136,10 +143,12 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         init_from=args.init_from,
+        event_focus=args.event_focus,
     )
-    if not 0.0 <= args.carry_drop <= 1.0:
-        print(f"error: --carry-drop ({args.carry_drop}) must be in [0, 1]", file=sys.stderr)
-        return 2
+    for flag, value in (("--carry-drop", args.carry_drop), ("--event-focus", args.event_focus)):
+        if not 0.0 <= value <= 1.0:
+            print(f"error: {flag} ({value}) must be in [0, 1]", file=sys.stderr)
+            return 2
     if args.mix is not None:
         settings.mix = args.mix
     try:

@@ -83,6 +83,9 @@ class TrainSettings:
         Build with SAMed-2's temporal adapters.
     mix : dict
         Relative frequency of each synthetic data kind.
+    event_focus : float
+        Fraction of time-lapse clips chosen around a division or an entering cell
+        (`ClipSampler`).
     threads : int
         torch CPU threads (0 leaves torch's default).
     init_from : str, optional
@@ -113,6 +116,7 @@ class TrainSettings:
     config: dict[str, Any] = field(default_factory=nano_config)
     temporal_adapter: bool = True
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    event_focus: float = 0.0
     threads: int = 0
     init_from: str | None = None
 
@@ -207,6 +211,7 @@ def train(
         seed=settings.seed,
         mix=settings.mix,
         objects_per_clip=settings.objects_per_clip,
+        event_focus=settings.event_focus,
     )
     end = settings.steps if stop_after is None else min(settings.steps, start + stop_after)
     net.train()
@@ -367,6 +372,7 @@ def export_weights(
         "data": data,
         "mix": settings.mix,
         **({"carry_drop": settings.carry_drop} if settings.carry_mask else {}),
+        **({"event_focus": settings.event_focus} if settings.event_focus else {}),
         **_init_record(run_dir, settings),
         **(record or {}),
     }

@@ -9,7 +9,7 @@ the labels exactly as they were before the run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -44,10 +44,16 @@ def merge_object(region: np.ndarray, obj_id: int, mask: np.ndarray) -> np.ndarra
     return merged
 
 
-def merge_objects(region: np.ndarray, masks: dict[int, np.ndarray]) -> np.ndarray:
+def merge_objects(
+    region: np.ndarray, masks: dict[int, np.ndarray], takes_from: Collection[int] = ()
+) -> np.ndarray:
     """`merge_object` for several objects at once: all of them first give up the pixels
     outside their new masks, then each takes the background inside its mask. Pixels one
     object gives up and another's new mask covers go to the other (in any order).
+
+    ``takes_from`` names labels whose pixels the new masks may take too: the engine's other
+    objects, when it has already decided (by mask logit) which object owns each pixel.
+    Every other label keeps its pixels.
     """
     merged = region.copy()
     checked = {}
@@ -60,8 +66,14 @@ def merge_objects(region: np.ndarray, masks: dict[int, np.ndarray]) -> np.ndarra
             )
         checked[int(obj_id)] = mask
         merged[(region == obj_id) & ~mask] = 0
+    free = merged == 0
+    yielding = [int(i) for i in takes_from if int(i) not in checked]
+    if yielding:
+        free |= np.isin(merged, yielding)
     for obj_id, mask in checked.items():
-        merged[mask & (merged == 0)] = obj_id
+        taken = mask & free
+        merged[taken] = obj_id
+        free &= ~taken
     return merged
 
 
@@ -126,9 +138,15 @@ class LabelsWriter:
         return self._run_open
 
     def write_run_frame(
-        self, frame: int, masks: dict[int, np.ndarray], refresh: bool = True
+        self,
+        frame: int,
+        masks: dict[int, np.ndarray],
+        refresh: bool = True,
+        takes_from: Collection[int] = (),
     ) -> None:
         """Write one propagated frame now; it joins the run's single undo step.
+
+        ``takes_from``: labels whose pixels ``masks`` may take (`merge_objects`).
 
         ``refresh=False`` skips redrawing: right for a frame the viewer does not show (napari
         reads the new data when the user goes there), and it keeps the canvas from repainting
@@ -139,7 +157,7 @@ class LabelsWriter:
         index = self.geometry.frame_index(frame)
         region = self.frame(frame)
         self._before.setdefault(frame, region)
-        merged = merge_objects(region, masks)
+        merged = merge_objects(region, masks, takes_from)
         if np.array_equal(merged, region):
             return
         with self._own_writes():

@@ -32,8 +32,9 @@ class Call:
     """An engine call returning one FrameResult (a prompt or a correction).
 
     ``write`` names the objects whose masks the GUI writes into the Labels layer: a prompt
-    writes its own object only (other objects on that frame may hold unaccepted paint), a
-    correction writes nothing (the user's painted mask already is there).
+    writes its own object, which takes the pixels the engine gave it from the other objects
+    (except those holding unaccepted paint on that frame); a correction writes nothing (the
+    user's painted mask already is there).
     """
 
     function: Callable[[], object]

@@ -657,11 +657,16 @@ class SAMed2Widget(QWidget):
         writer = state.writer
         if writer is None or state.labels is None:
             return  # the Labels layer was deleted mid-run; the run is being stopped
+        painted = state.pending.frames.get(result.frame, set())
+        takes_from: set[int] = set()
         if isinstance(step, Call):
             masks = {obj: result.masks[obj] for obj in step.write if obj in result.masks}
+            if masks:
+                # the engine gave the prompted object the pixels where its logit beats the
+                # other objects': they give those up (unless they hold unaccepted paint)
+                takes_from = {obj for obj in result.masks if obj not in masks} - set(painted)
         else:
             # never overwrite a frame the user confirmed, or one painted since the run began
-            painted = state.pending.frames.get(result.frame, set())
             masks = {
                 obj: mask
                 for obj, mask in result.masks.items()
@@ -669,7 +674,7 @@ class SAMed2Widget(QWidget):
             }
         if masks:
             on_screen = state is self.state and result.frame == self.current_frame()
-            writer.write_run_frame(result.frame, masks, refresh=on_screen)
+            writer.write_run_frame(result.frame, masks, refresh=on_screen, takes_from=takes_from)
         if state is self.state:
             self._refresh_confidence()
         self.frame_done.emit(int(result.frame))
