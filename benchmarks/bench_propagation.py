@@ -113,7 +113,11 @@ def run_predictor(predictor, folder: Path, frames: int) -> dict:
 def run_session(net, folder: Path, frames: int, memory: str, settings=None) -> dict:
     row, col = prompt_point(folder)
     start = time.perf_counter()
-    session = PropagationSession(net, JpegStack(folder), memory=memory, settings=settings)
+    # sam2 mode with sam2's own output: no temporal connectivity filter (one object: no
+    # overlaps to resolve either)
+    session = PropagationSession(
+        net, JpegStack(folder), memory=memory, settings=settings, connected=memory != "sam2"
+    )
     session.add_points(0, 1, [[row, col]], [1])
     masks, first = {}, None
     for result in session.propagate("forward", stop=frames - 1):

@@ -41,7 +41,7 @@ def test_sam2_mode_matches_video_predictor_forward_and_backward(tmp_path):
             for i, obj_id in enumerate(obj_ids):
                 theirs[name, frame, obj_id] = (logits[i, 0] > 0).numpy()
 
-    session = PropagationSession(net, pixels, memory="sam2", non_overlap=False)
+    session = PropagationSession(net, pixels, memory="sam2", non_overlap=False, connected=False)
     session.add_points(3, 1, [[36, 48]], [1])  # (row, col) = sam2's (x, y) swapped
     session.add_box(3, 2, (20, 30, 55, 70))
     ours = {}
@@ -73,7 +73,7 @@ def test_sam2_mode_matches_predictor_for_mask_prompts(tmp_path):
         frame: (logits[0, 0] > 0).numpy()
         for frame, _, logits in predictor.propagate_in_video(state, reverse=True)
     }
-    session = PropagationSession(net, pixels, memory="sam2", non_overlap=False)
+    session = PropagationSession(net, pixels, memory="sam2", non_overlap=False, connected=False)
     session.add_mask(2, 7, disks[2])
     ours = {result.frame: result.masks[7] for result in session.propagate("backward")}
     assert sorted(ours) == sorted(theirs) == [0, 1, 2]
@@ -83,7 +83,9 @@ def test_sam2_mode_matches_predictor_for_mask_prompts(tmp_path):
 def test_object_prompted_after_the_start_frame_tracks_without_dtype_error(small_net, video):
     """sam2's predictor fails on CPU here (bfloat16 memories, no object pointer yet)."""
     frames, _ = video
-    session = PropagationSession(small_net, frames, memory="sam2", non_overlap=False)
+    session = PropagationSession(
+        small_net, frames, memory="sam2", non_overlap=False, connected=False
+    )
     session.add_points(1, 1, [[32, 24]], [1])
     session.add_points(5, 2, [[32, 40]], [1])
     results = list(session.propagate("forward"))

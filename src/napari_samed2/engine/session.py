@@ -20,6 +20,7 @@ from sam2.utils.misc import concat_points
 
 from ..model import LoadedModel, has_temporal_adapter, with_click_seed
 from ..model.registry import IMAGENET_MEAN, IMAGENET_STD
+from .connectivity import keep_connected
 from .errors import PromptError, PropagationError
 from .features import CacheView, FeatureCache, FrameEncoder
 from .frames import (
@@ -76,6 +77,12 @@ class PropagationSession:
         logit (`overlaps.resolve_overlaps`), as a Labels layer holds one object per pixel.
         Only the returned masks change, not what the memory stores. ``False`` returns every
         object's mask as decoded (as ``SAM2VideoPredictor`` does by default).
+    connected : bool
+        On a propagated frame, drop the parts of an object's mask that do not overlap its mask
+        on the frame it was tracked from (`connectivity.keep_connected`): islands on look-alike
+        objects are not shown, nor carried on to later frames. The memory is encoded before
+        (from the mask as decoded, as sam2 encodes before filling holes). ``False`` gives
+        ``SAM2VideoPredictor``'s masks.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class PropagationSession:
         region: Sequence[int] | None = None,
         zoom: bool = False,
         non_overlap: bool = True,
+        connected: bool = True,
     ):
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
@@ -129,6 +137,7 @@ class PropagationSession:
         self.net.eval()
         self.zoom = bool(zoom)
         self.non_overlap = bool(non_overlap)
+        self.connected = bool(connected)
         self._source = {"data": data, "axis": axis, "rgb": rgb, "position": position}
         self.frames = self._frame_source(region)
         self.cache = FeatureCache(self.settings.cache_bytes)
@@ -459,6 +468,8 @@ class PropagationSession:
                     if in_memory and out["score"] > 0 and out["iou"] >= gate.bank_threshold:
                         self._offer_to_bank(track, obj_id, frame, out, "propagation")
             track.tracked[frame] = reverse
+            if self.connected and frame not in track.cond:
+                out["pred_masks"] = self._connected_logits(track, obj_id, frame, reverse, out)
             track.logits[frame] = out["pred_masks"]
             self._fill(result, obj_id, out, in_memory, frame in track.confirmed)
         self.results[frame] = self.results.get(frame, FrameResult(frame)).merged(result)
@@ -577,18 +588,29 @@ class PropagationSession:
         """
         if not self.carry_mask:
             return None
+        logits = track.logits.get(self._carry_source(track, obj_id, frame, reverse))
+        return None if logits is None else logits.clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
+
+    def _carry_source(self, track: ObjectTrack, obj_id: int, frame: int, reverse: bool) -> int:
+        """The frame whose mask ``frame`` is tracked from: the one just before (in the
+        direction of travel) or, with the selective memory, the nearest confident one."""
         step = 1 if reverse else -1
-        source = frame + step
         if self.memory == "selective":
             for distance in range(1, self.settings.memory.carry_lookback + 1):
                 candidate = frame + step * distance
                 if candidate not in track.logits:
                     break
                 if self._confident(track, obj_id, candidate):
-                    source = candidate
-                    break
-        logits = track.logits.get(source)
-        return None if logits is None else logits.clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
+                    return candidate
+        return frame + step
+
+    def _connected_logits(self, track, obj_id: int, frame: int, reverse: bool, out: dict):
+        """The frame's logits without the parts that do not touch the object's mask on the
+        frame it was tracked from (`connected`)."""
+        reference = track.logits.get(self._carry_source(track, obj_id, frame, reverse))
+        if reference is None or reference.shape != out["pred_masks"].shape:
+            return out["pred_masks"]
+        return keep_connected(out["pred_masks"], reference, self.mask_threshold)
 
     def _confident(self, track: ObjectTrack, obj_id: int, frame: int) -> bool:
         """Whether the object's mask on ``frame`` was prompted or passed the memory gate."""
