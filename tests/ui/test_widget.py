@@ -453,6 +453,13 @@ def test_memory_mode_and_gate(annotator, qtbot):
     run(qtbot, widget, widget.segment_frame)
     assert widget.state.session.memory == "sam2"
     assert widget.state.session.settings.memory.gate_threshold == pytest.approx(0.8)
+    # temporal connectivity: on by default, live on the session, kept for the next one
+    assert widget.connected_check.isChecked() and widget.state.session.connected
+    widget.connected_check.setChecked(False)
+    assert widget.state.session.connected is False
+    widget.set_memory_mode("selective")
+    run(qtbot, widget, widget.segment_frame)
+    assert widget.state.session.connected is False and not widget.connected_check.isChecked()
 
 
 def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer, tiny_model, qtbot):

@@ -60,6 +60,7 @@ class ImageState:
     memory: str = "selective"
     gate_threshold: float = 0.5
     zoom: bool = False  # each object in its own region (PropagationSession(zoom=True))
+    connected: bool = True  # temporal connectivity of propagated masks (PropagationSession)
 
     def reset_session(self) -> None:
         """Forget the engine session (model, axis or slice changed); layers and objects stay."""

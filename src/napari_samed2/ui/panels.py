@@ -201,8 +201,16 @@ class ActionsPanel(QGroupBox):
             "small objects in large images are seen magnified. Later clicks on an object must "
             "fall inside its region. Changing it restarts the image's session (labels stay)."
         )
+        self.connected_check = QCheckBox("Keep masks connected between frames")
+        self.connected_check.setChecked(True)
+        self.connected_check.setToolTip(
+            "While propagating, drop the parts of a mask that do not touch the object's mask on "
+            "the frame before: islands on look-alike objects are not shown or followed. Switch "
+            "off for objects that branch (a vessel whose branch appears beside it)."
+        )
         grid = QGridLayout(self)
         grid.addWidget(self.zoom_check, 5, 0, 1, 3)
+        grid.addWidget(self.connected_check, 6, 0, 1, 3)
         grid.addWidget(QLabel("Memory"), 4, 0)
         grid.addWidget(self.memory_combo, 4, 1)
         grid.addWidget(self.gate_spin, 4, 2)

@@ -112,6 +112,7 @@ class SAMed2Widget(QWidget):
         self.memory_combo = actions.memory_combo
         self.gate_spin = actions.gate_spin
         self.zoom_check = actions.zoom_check
+        self.connected_check = actions.connected_check
         self.confidence = self.review_panel.confidence
         self.weak_button = self.review_panel.weak_button
         self.status = self.review_panel.status
@@ -153,6 +154,7 @@ class SAMed2Widget(QWidget):
         )
         self.gate_spin.valueChanged.connect(self.set_gate_threshold)
         self.zoom_check.toggled.connect(self.set_zoom)
+        self.connected_check.toggled.connect(self.set_connected)
 
     def _connect_viewer(self) -> None:
         layers = self.viewer.layers
@@ -214,6 +216,15 @@ class SAMed2Widget(QWidget):
         self._show_memory(state)
         self._refresh_confidence()
 
+    def set_connected(self, connected: bool) -> None:
+        """Keep propagated masks connected to the frame before (live, from the next frame)."""
+        state = self.state
+        if state is None:
+            return
+        state.connected = bool(connected)
+        if state.session is not None:
+            state.session.connected = state.connected
+
     def set_gate_threshold(self, value: float) -> None:
         """Confidence a frame needs to enter the memory (live for the current session)."""
         state = self.state
@@ -237,6 +248,9 @@ class SAMed2Widget(QWidget):
         self.zoom_check.blockSignals(True)
         self.zoom_check.setChecked(state.zoom)
         self.zoom_check.blockSignals(False)
+        self.connected_check.blockSignals(True)
+        self.connected_check.setChecked(state.connected)
+        self.connected_check.blockSignals(False)
         self.memory_combo.blockSignals(False)
         self.gate_spin.blockSignals(False)
 
@@ -840,6 +854,7 @@ class SAMed2Widget(QWidget):
                     settings=settings,
                     rgb=state.image.rgb,
                     zoom=state.zoom,
+                    connected=state.connected,
                 )
             except (ValueError, RuntimeError, MemoryError) as error:
                 show_error(plain_message(error, "This image cannot be segmented"))
