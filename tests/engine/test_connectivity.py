@@ -39,6 +39,11 @@ def test_nothing_changes_when_all_parts_touch_or_there_is_no_telling():
     empty = _logits(np.zeros((16, 16), bool))
     assert keep_connected(logits, empty) is logits  # the object was absent: keep all
     assert keep_connected(empty, _logits(before)) is empty
+    elsewhere = np.zeros((16, 16), bool)
+    elsewhere[13:15, 13:15] = True
+    elsewhere[0:2, 13:15] = True
+    moved = _logits(elsewhere)
+    assert keep_connected(moved, _logits(before)) is moved  # no part touches: a jump, kept
     # the threshold decides what counts as the mask
     shifted = keep_connected(logits + 1.0, _logits(before) + 1.0, threshold=1.0)
     assert torch.equal(shifted, logits + 1.0)

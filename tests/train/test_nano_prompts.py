@@ -86,7 +86,7 @@ def test_temporal_connectivity_drops_islands_and_drifts_less():
     from napari_samed2.train.evaluate import _clicks_on_frames
     from napari_samed2.train.synthetic import moving_cells_timelapse
 
-    sample = moving_cells_timelapse((24, 128, 128), seed=30003, events=False)
+    sample = moving_cells_timelapse((24, 128, 128), seed=22002, events=False)
     clicks = _clicks_on_frames(sample.labels, "timelapse")
     model = load_model("samed2-nano", "cpu", progressbar=False)
     means, islands = {}, {}
@@ -101,7 +101,8 @@ def test_temporal_connectivity_drops_islands_and_drifts_less():
             scores.append(dice(masks, sample.labels == obj_id))
             count += sum(ndimage.label(mask)[1] > 1 for mask in masks)
         means[connected], islands[connected] = np.mean(scores), count
-    # measured with the shipped weights: Dice 0.834 vs 0.806, frames with islands 15 vs 148
+    # measured with the shipped (stage-3) weights: Dice 0.825 vs 0.786, frames with islands 19
+    # vs 156
     assert len(clicks) >= 8
     assert islands[True] < islands[False] / 3, islands
     assert means[True] > means[False] + 0.01, means

@@ -30,8 +30,9 @@ def keep_connected(logits: torch.Tensor, reference: torch.Tensor, threshold: flo
     Returns
     -------
     torch.Tensor
-        ``logits`` itself when nothing is dropped (or either mask is empty: then there is no
-        telling); otherwise a copy where dropped pixels hold ``threshold - 1``.
+        ``logits`` itself when nothing is dropped: every part touches, or there is no telling
+        (either mask is empty, or no part touches: the object jumped or was lost); otherwise
+        a copy where dropped pixels hold ``threshold - 1``.
     """
     if logits.shape != reference.shape:
         raise ValueError(
@@ -42,10 +43,10 @@ def keep_connected(logits: torch.Tensor, reference: torch.Tensor, threshold: flo
     if not current.any() or not before.any():
         return logits
     components, count = ndimage.label(current)
-    if count < 2 and (current & before).any():
-        return logits
     touching = np.unique(components[current & before])
-    dropped = current & ~np.isin(components, touching[touching > 0])
+    if count < 2 or touching.size == 0:
+        return logits  # one part, or none touches (a jump: which part is right?)
+    dropped = current & ~np.isin(components, touching)
     if not dropped.any():
         return logits
     cleaned = logits.clone()
