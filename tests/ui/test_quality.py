@@ -72,7 +72,8 @@ def test_one_click_follows_a_nucleus_and_a_correction_helps(make_napari_viewer, 
 
 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
-def test_a_new_object_takes_the_pixels_the_engine_gives_it(make_napari_viewer, qtbot):
+@pytest.mark.parametrize("paint_first", [False, True])
+def test_a_new_object_takes_the_pixels_the_engine_gives_it(make_napari_viewer, qtbot, paint_first):
     from napari_samed2.train.synthetic import nuclei_image
 
     sample = nuclei_image(shape=(128, 128), seed=4)  # nuclei 10 and 15 touch
@@ -91,9 +92,12 @@ def test_a_new_object_takes_the_pixels_the_engine_gives_it(make_napari_viewer, q
     )
     run(qtbot, widget, widget.segment_frame)
     labels = widget.state.labels
+    assert (labels.data[second] == 1).mean() > 0.8
+    if paint_first:  # an edit of object 1 the user has not accepted yet
+        labels.data_setitem((np.array([0]), np.array([0])), 1)
+        assert widget.state.pending.frames == {0: {1}}
     before = labels.data.copy()
-    assert (before[second] == 1).mean() > 0.8
-    # a click on the second nucleus as object 2: it takes those pixels from object 1
+    # a click on the second nucleus as object 2
     rows, cols = np.nonzero(second)
     nearest = np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2)
     widget.add_object()
@@ -101,8 +105,13 @@ def test_a_new_object_takes_the_pixels_the_engine_gives_it(make_napari_viewer, q
     widget.state.points.add([rows[nearest], cols[nearest]])
     run(qtbot, widget, widget.segment_frame)
     masks = widget.state.session.results[0].masks
-    handed = (before == 1) & (labels.data == 2)
-    assert handed.sum() > 0.5 * second.sum()
+    if paint_first:
+        # object 1 holds unaccepted paint on this frame: it keeps every pixel, 2 takes background
+        np.testing.assert_array_equal(labels.data == 1, before == 1)
+        np.testing.assert_array_equal(labels.data == 2, masks[2] & (before == 0))
+        return
+    # it takes from object 1 the pixels the engine gave it: the layer holds the engine's masks
+    assert ((before == 1) & (labels.data == 2)).sum() > 0.5 * second.sum()
     np.testing.assert_array_equal(labels.data == 1, masks[1])
     np.testing.assert_array_equal(labels.data == 2, masks[2])
     assert dice(labels.data == 2, second) > 0.85  # measured 0.918
