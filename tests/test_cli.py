@@ -109,3 +109,21 @@ def test_propagate_with_zoom_matches_a_zoomed_session(tiny_checkpoint, stack, tm
     session = PropagationSession(load_model(tiny_checkpoint), volume, zoom=True)
     expected = segment_stack(session, [Prompt("point", 2, 1, (20, 22))]).labels
     assert np.array_equal(np.load(out), expected)
+
+
+def test_propagate_with_motion_matches_a_session_that_follows_motion(tmp_path):
+    from napari_samed2.train.synthetic import moving_cells_timelapse
+
+    sample = moving_cells_timelapse((12, 96, 96), seed=30001, events=False)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, sample.image)
+    frame, row, col = 0, *map(int, np.argwhere(sample.labels[0] == 1).mean(0))
+    out = tmp_path / "tracked.npy"
+    args = ["propagate", str(path), "--model", "samed2-nano", "--device", "cpu", "--motion"]
+    assert main([*args, "--point", f"{frame},{row},{col}", "--out", str(out)]) == 0
+    model = load_model("samed2-nano", "cpu", progressbar=False)
+    prompts = [Prompt("point", frame, 1, (row, col))]
+    followed = segment_stack(PropagationSession(model, sample.image, motion=True), prompts).labels
+    still = segment_stack(PropagationSession(model, sample.image), prompts).labels
+    assert np.array_equal(np.load(out), followed)
+    assert not np.array_equal(followed, still)  # the flag reached the session

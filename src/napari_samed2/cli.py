@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="segment each object in its own region sized to it (small objects in big frames)",
     )
+    propagate.add_argument(
+        "--motion",
+        action="store_true",
+        help="the axis is time (a time-lapse or video): the carried mask follows each "
+        "object's motion (models that carry the mask, e.g. samed2-nano)",
+    )
     propagate.set_defaults(func=_propagate)
     try:
         from .train.commands import add_evaluate_parser, add_train_parser
@@ -153,7 +159,9 @@ def _propagate(args: argparse.Namespace) -> int:
     def report(result, done, total):
         print(f"\rframe {result.frame:4d}  {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    session = PropagationSession(model, data, axis=args.axis, memory=args.memory, zoom=args.zoom)
+    session = PropagationSession(
+        model, data, axis=args.axis, memory=args.memory, zoom=args.zoom, motion=args.motion
+    )
     segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
     print(file=sys.stderr)
     write_labels(args.out, segmentation.labels)

@@ -460,6 +460,25 @@ def test_memory_mode_and_gate(annotator, qtbot):
     widget.set_memory_mode("selective")
     run(qtbot, widget, widget.segment_frame)
     assert widget.state.session.connected is False and not widget.connected_check.isChecked()
+    # a volume ('z' or unlabelled axis): carried masks do not follow motion unless asked
+    assert not widget.motion_check.isChecked() and widget.state.session.motion is False
+    widget.motion_check.setChecked(True)
+    assert widget.state.session.motion is True
+
+
+def test_a_time_axis_turns_on_follow_motion(make_napari_viewer, tiny_model, small_volume, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_volume, name="movie", axis_labels=("t", "y", "x"))
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    assert widget.motion_check.isChecked()
+    widget.add_object()
+    place_point(widget, 3, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    assert widget.state.session.motion is True
+    widget.motion_check.setChecked(False)  # the user's choice wins over the axis label
+    assert widget.state.session.motion is False and widget.state.follows_motion() is False
 
 
 def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer, tiny_model, qtbot):

@@ -32,6 +32,7 @@ from .frames import (
     zoom_scales,
 )
 from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
+from .motion import object_shift, shift_logits
 from .overlaps import resolve_overlaps
 from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
 from .results import FrameResult, frame_order, frames_total
@@ -83,6 +84,11 @@ class PropagationSession:
         objects are not shown, nor carried on to later frames. The memory is encoded before
         (from the mask as decoded, as sam2 encodes before filling holes). ``False`` gives
         ``SAM2VideoPredictor``'s masks.
+    motion : bool
+        For time-lapses and videos, with models that carry the previous frame's mask
+        (``carry_mask``): move the carried mask by the object's shift between the two frames,
+        estimated by phase correlation around it (`motion.object_shift`), so the prompt sits
+        where the object is now. Off for volumes, whose slices change shape rather than place.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class PropagationSession:
         zoom: bool = False,
         non_overlap: bool = True,
         connected: bool = True,
+        motion: bool = False,
     ):
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
@@ -138,6 +145,8 @@ class PropagationSession:
         self.zoom = bool(zoom)
         self.non_overlap = bool(non_overlap)
         self.connected = bool(connected)
+        self.motion = bool(motion)
+        self._grey: dict[int, np.ndarray] = {}  # the last frames motion was estimated on
         self._source = {"data": data, "axis": axis, "rgb": rgb, "position": position}
         self.frames = self._frame_source(region)
         self.cache = FeatureCache(self.settings.cache_bytes)
@@ -588,8 +597,44 @@ class PropagationSession:
         """
         if not self.carry_mask:
             return None
-        logits = track.logits.get(self._carry_source(track, obj_id, frame, reverse))
-        return None if logits is None else logits.clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
+        source = self._carry_source(track, obj_id, frame, reverse)
+        logits = track.logits.get(source)
+        if logits is None:
+            return None
+        logits = logits.clamp(-MASK_LOGIT_CLAMP, MASK_LOGIT_CLAMP)
+        return self._follow_motion(obj_id, logits, source, frame) if self.motion else logits
+
+    def _follow_motion(self, obj_id: int, logits: torch.Tensor, source: int, frame: int):
+        """``logits`` (the object's mask on ``source``) moved by the object's shift from
+        ``source`` to ``frame`` (`motion`); unchanged when no shift can be estimated."""
+        inside = (logits[0, 0] > self.mask_threshold).cpu().numpy()
+        if not inside.any():
+            return logits
+        row0, col0, row1, col1 = self.region_of(obj_id)
+        rows, cols = row1 - row0, col1 - col0
+        scale_r, scale_c = rows / inside.shape[0], cols / inside.shape[1]
+        ys, xs = np.nonzero(inside)
+        box = (
+            int(ys.min() * scale_r),
+            int(xs.min() * scale_c),
+            int(np.ceil((ys.max() + 1) * scale_r)),
+            int(np.ceil((xs.max() + 1) * scale_c)),
+        )
+        before = self._grey_frame(source)[row0:row1, col0:col1]
+        after = self._grey_frame(frame)[row0:row1, col0:col1]
+        shift = object_shift(before, after, box)
+        if shift is None:
+            return logits
+        return shift_logits(logits, shift[0] / scale_r, shift[1] / scale_c)
+
+    def _grey_frame(self, frame: int) -> np.ndarray:
+        """A frame as the model sees its intensities (one channel), for motion estimates; the
+        last few are kept (every object of a step compares the same two frames)."""
+        if frame not in self._grey:
+            if len(self._grey) >= 4:
+                self._grey.pop(next(iter(self._grey)))
+            self._grey[frame] = self.frames.scaled(frame).mean(axis=-1, dtype=np.float32)
+        return self._grey[frame]
 
     def _carry_source(self, track: ObjectTrack, obj_id: int, frame: int, reverse: bool) -> int:
         """The frame whose mask ``frame`` is tracked from: the one just before (in the

@@ -396,7 +396,7 @@ def _clicks_on_frames(labels: np.ndarray, suite: str) -> dict[int, tuple[int, in
     return clicks
 
 
-def _zoomed_masks(model, image, clicks, memory="selective") -> dict[int, np.ndarray]:
+def _zoomed_masks(model, image, clicks, memory="selective", motion=False) -> dict[int, np.ndarray]:
     """Object id -> its mask (stack) from one click, each object in its own zoomed region.
 
     ``clicks`` maps object ids to ``(frame, row, col)``. A 2-D image is scored once all its
@@ -404,7 +404,7 @@ def _zoomed_masks(model, image, clicks, memory="selective") -> dict[int, np.ndar
     its own (as `_run_stack` does).
     """
     stack = image if image.ndim == 3 else image[None]
-    session = PropagationSession(model, stack, axis=0, memory=memory, zoom=True)
+    session = PropagationSession(model, stack, axis=0, memory=memory, zoom=True, motion=motion)
     masks = {}
     if image.ndim == 2:
         for obj_id, (frame, row, col) in clicks.items():
@@ -428,7 +428,7 @@ def _zoomed_masks(model, image, clicks, memory="selective") -> dict[int, np.ndar
 
 def _zoom_scores(suite, kind, index, model, image, labels, clicks) -> list[ObjectScore]:
     started = time.perf_counter()
-    masks = _zoomed_masks(model, image, clicks)
+    masks = _zoomed_masks(model, image, clicks, motion=suite == "timelapse")
     elapsed = (time.perf_counter() - started) / max(1, len(clicks))
     valid = labels >= 0
     return [
@@ -496,7 +496,10 @@ def _run_stack(model, sample, kind, index, baselines, suite, memory="selective",
     if not clicks:
         return []
     started = time.perf_counter()
-    session = PropagationSession(model, sample.image, axis=0, memory=memory)
+    # a time-lapse is tracked as the widget tracks one (its T axis): the mask follows motion
+    session = PropagationSession(
+        model, sample.image, axis=0, memory=memory, motion=sample.kind == "timelapse"
+    )
     predicted = {}
     # One object at a time, as a user prompts it: the session keeps the encoded frames between
     # objects, and the reset (bank included) keeps one object's memories out of another's.

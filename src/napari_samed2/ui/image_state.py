@@ -12,7 +12,7 @@ from napari.layers import Image, Labels, Points, Shapes
 
 from .confidence_view import ConfidenceTrack
 from .corrections import PendingCorrections
-from .frames import FrameGeometry
+from .frames import FrameGeometry, axis_kind
 from .labels_writer import LabelsWriter
 from .objects import TrackedObject
 
@@ -61,6 +61,16 @@ class ImageState:
     gate_threshold: float = 0.5
     zoom: bool = False  # each object in its own region (PropagationSession(zoom=True))
     connected: bool = True  # temporal connectivity of propagated masks (PropagationSession)
+    motion: bool | None = None  # carried masks follow motion; None: on for a time axis
+
+    def follows_motion(self) -> bool:
+        """Whether sessions of this image move carried masks with the objects: the user's
+        choice, else on when the frame axis is labelled as time ('t', 'time', ...)."""
+        if self.motion is not None:
+            return self.motion
+        if self.frame_axis is None:
+            return False
+        return axis_kind(self.image.axis_labels, self.frame_axis) == "T"
 
     def reset_session(self) -> None:
         """Forget the engine session (model, axis or slice changed); layers and objects stay."""

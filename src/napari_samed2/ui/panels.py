@@ -208,9 +208,16 @@ class ActionsPanel(QGroupBox):
             "the frame before: islands on look-alike objects are not shown or followed. Switch "
             "off for objects that branch (a vessel whose branch appears beside it)."
         )
+        self.motion_check = QCheckBox("Follow motion (time-lapse, video)")
+        self.motion_check.setToolTip(
+            "While propagating, move the mask handed from frame to frame by the object's motion "
+            "(models that hand it on, like samed2-nano). On by itself when the frame axis is "
+            "labelled as time; leave off for volumes, whose slices change shape, not place."
+        )
         grid = QGridLayout(self)
         grid.addWidget(self.zoom_check, 5, 0, 1, 3)
         grid.addWidget(self.connected_check, 6, 0, 1, 3)
+        grid.addWidget(self.motion_check, 7, 0, 1, 3)
         grid.addWidget(QLabel("Memory"), 4, 0)
         grid.addWidget(self.memory_combo, 4, 1)
         grid.addWidget(self.gate_spin, 4, 2)

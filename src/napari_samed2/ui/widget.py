@@ -113,6 +113,7 @@ class SAMed2Widget(QWidget):
         self.gate_spin = actions.gate_spin
         self.zoom_check = actions.zoom_check
         self.connected_check = actions.connected_check
+        self.motion_check = actions.motion_check
         self.confidence = self.review_panel.confidence
         self.weak_button = self.review_panel.weak_button
         self.status = self.review_panel.status
@@ -155,6 +156,7 @@ class SAMed2Widget(QWidget):
         self.gate_spin.valueChanged.connect(self.set_gate_threshold)
         self.zoom_check.toggled.connect(self.set_zoom)
         self.connected_check.toggled.connect(self.set_connected)
+        self.motion_check.toggled.connect(self.set_motion)
 
     def _connect_viewer(self) -> None:
         layers = self.viewer.layers
@@ -225,6 +227,15 @@ class SAMed2Widget(QWidget):
         if state.session is not None:
             state.session.connected = state.connected
 
+    def set_motion(self, motion: bool) -> None:
+        """Move carried masks with the objects' motion (live, from the next frame)."""
+        state = self.state
+        if state is None:
+            return
+        state.motion = bool(motion)
+        if state.session is not None:
+            state.session.motion = state.motion
+
     def set_gate_threshold(self, value: float) -> None:
         """Confidence a frame needs to enter the memory (live for the current session)."""
         state = self.state
@@ -251,6 +262,9 @@ class SAMed2Widget(QWidget):
         self.connected_check.blockSignals(True)
         self.connected_check.setChecked(state.connected)
         self.connected_check.blockSignals(False)
+        self.motion_check.blockSignals(True)
+        self.motion_check.setChecked(state.follows_motion())
+        self.motion_check.blockSignals(False)
         self.memory_combo.blockSignals(False)
         self.gate_spin.blockSignals(False)
 
@@ -368,6 +382,7 @@ class SAMed2Widget(QWidget):
         state.frame_axis = axis
         state.reset_session()
         self._refresh_axis_choices()
+        self._show_memory(state)  # "Follow motion" follows a time axis
         self._refresh_confidence()
 
     def _labels_layers(self) -> list[Labels]:
@@ -855,6 +870,7 @@ class SAMed2Widget(QWidget):
                     rgb=state.image.rgb,
                     zoom=state.zoom,
                     connected=state.connected,
+                    motion=state.follows_motion(),
                 )
             except (ValueError, RuntimeError, MemoryError) as error:
                 show_error(plain_message(error, "This image cannot be segmented"))
