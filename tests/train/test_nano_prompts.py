@@ -18,6 +18,21 @@ from napari_samed2.train.synthetic import nuclei_image
 NANO = resources.files("napari_samed2").joinpath(REGISTRY["samed2-nano"].bundled)
 
 
+def _tracked_one_by_one(model, sample, clicks, **session_options) -> dict[int, np.ndarray]:
+    """Object id -> its masks ``(frames, rows, cols)``: each object clicked once and propagated
+    both ways alone, as the evaluation's stack suites do."""
+    session = PropagationSession(model, sample.image, **session_options)
+    tracked = {}
+    for obj_id, (frame, row, col) in clicks.items():
+        session.reset(bank=True)
+        session.add_points(frame, obj_id, [(row, col)], [1])
+        list(session.propagate("both"))
+        frames = range(len(sample.labels))
+        tracked[obj_id] = np.stack([session.results[f].masks[obj_id] for f in frames])
+    session.close()
+    return tracked
+
+
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 def test_clicks_on_different_nuclei_give_their_own_masks():
     sample = nuclei_image((128, 128), seed=11)
@@ -67,15 +82,10 @@ def test_selective_memory_keeps_cells_through_bad_frames_that_sam2s_memory_loses
     model = load_model("samed2-nano", "cpu", progressbar=False)
     means = {}
     for memory in ("selective", "sam2"):
-        session = PropagationSession(model, sample.image, memory=memory)
-        scores = []
-        for obj_id, (frame, row, col) in clicks.items():
-            session.reset(bank=True)
-            session.add_points(frame, obj_id, [(row, col)], [1])
-            list(session.propagate("both"))
-            masks = np.stack([session.results[f].masks[obj_id] for f in range(len(clean))])
-            scores.append(dice(masks[clean], (sample.labels == obj_id)[clean]))
-        means[memory] = np.mean(scores)
+        tracked = _tracked_one_by_one(model, sample, clicks, memory=memory)
+        means[memory] = np.mean(
+            [dice(tracked[i][clean], (sample.labels == i)[clean]) for i in clicks]
+        )
     assert len(clicks) >= 5
     assert means["selective"] > 0.8, means
     assert means["selective"] > means["sam2"] + 0.2, means
@@ -91,16 +101,11 @@ def test_temporal_connectivity_drops_islands_and_drifts_less():
     model = load_model("samed2-nano", "cpu", progressbar=False)
     means, islands = {}, {}
     for connected in (True, False):
-        session = PropagationSession(model, sample.image, connected=connected)
-        scores, count = [], 0
-        for obj_id, (frame, row, col) in clicks.items():
-            session.reset(bank=True)
-            session.add_points(frame, obj_id, [(row, col)], [1])
-            list(session.propagate("both"))
-            masks = np.stack([session.results[f].masks[obj_id] for f in range(24)])
-            scores.append(dice(masks, sample.labels == obj_id))
-            count += sum(ndimage.label(mask)[1] > 1 for mask in masks)
-        means[connected], islands[connected] = np.mean(scores), count
+        tracked = _tracked_one_by_one(model, sample, clicks, connected=connected)
+        means[connected] = np.mean([dice(tracked[i], sample.labels == i) for i in clicks])
+        islands[connected] = sum(
+            ndimage.label(mask)[1] > 1 for masks in tracked.values() for mask in masks
+        )
     # measured with the shipped (stage-3) weights: Dice 0.825 vs 0.786, frames with islands 19
     # vs 156
     assert len(clicks) >= 8
@@ -118,15 +123,8 @@ def test_carried_masks_that_follow_motion_track_moving_cells_better():
     model = load_model("samed2-nano", "cpu", progressbar=False)
     means = {}
     for motion in (True, False):
-        session = PropagationSession(model, sample.image, motion=motion)
-        scores = []
-        for obj_id, (frame, row, col) in clicks.items():
-            session.reset(bank=True)
-            session.add_points(frame, obj_id, [(row, col)], [1])
-            list(session.propagate("both"))
-            masks = np.stack([session.results[f].masks[obj_id] for f in range(24)])
-            scores.append(dice(masks, sample.labels == obj_id))
-        means[motion] = np.mean(scores)
+        tracked = _tracked_one_by_one(model, sample, clicks, motion=motion)
+        means[motion] = np.mean([dice(tracked[i], sample.labels == i) for i in clicks])
     # measured with the shipped weights: 0.946 with motion, 0.825 without
     assert means[True] > 0.9, means
     assert means[True] > means[False] + 0.05, means
