@@ -40,6 +40,7 @@ from .settings import MEMORY_MODES, SessionSettings
 from .tracking import FrameTracker, ObjectTrack
 
 MASK_LOGIT_CLAMP = 32.0  # sam2 clamps previous logits fed back with new clicks
+FLIPS = ((0,), (1,), (0, 1))  # up-down, left-right, both (`flip_average`)
 
 
 class PropagationSession:
@@ -89,6 +90,11 @@ class PropagationSession:
         (``carry_mask``): move the carried mask by the object's shift between the two frames,
         estimated by phase correlation around it (`motion.object_shift`), so the prompt sits
         where the object is now. Off for volumes, whose slices change shape rather than place.
+    flip_average : bool
+        On a single 2-D image (one frame, no zoom, no region), decode every point, box or mask
+        prompt also on the image flipped up-down, left-right and both, and average the four
+        mask logits (test-time augmentation; the predicted IoU stays the unflipped one). Four
+        encodings of the image instead of one. Ignored for stacks.
     """
 
     def __init__(
@@ -107,6 +113,7 @@ class PropagationSession:
         non_overlap: bool = True,
         connected: bool = True,
         motion: bool = False,
+        flip_average: bool = True,
     ):
         if memory not in MEMORY_MODES:
             raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
@@ -147,6 +154,8 @@ class PropagationSession:
         self.connected = bool(connected)
         self.motion = bool(motion)
         self._grey: dict[int, np.ndarray] = {}  # the last frames motion was estimated on
+        self._model = model
+        self._flipped: dict[tuple[int, ...], PropagationSession] | None = None
         self._source = {"data": data, "axis": axis, "rgb": rgb, "position": position}
         self.frames = self._frame_source(region)
         self.cache = FeatureCache(self.settings.cache_bytes)
@@ -165,6 +174,8 @@ class PropagationSession:
         )
         self.results: dict[int, FrameResult] = {}
         self._tracks: dict[int, ObjectTrack] = {}
+        full_view = tuple(self.frames.region) == (0, 0, *self.frame_shape)
+        self.flip_average = bool(flip_average) and self.num_frames == 1 and not zoom and full_view
         self.last_frame: int | None = None  # last frame a propagate call finished
 
     # -- facts about the stack -----------------------------------------------------------------
@@ -207,6 +218,8 @@ class PropagationSession:
 
     def close(self) -> None:
         """Stop the prefetch threads (if any) and drop cached features."""
+        for other in (self._flipped or {}).values():
+            other.close()
         for encoder in (self.encoder, *self._zoom_encoders.values()):
             encoder.close()
         self.cache.clear()
@@ -295,7 +308,16 @@ class PropagationSession:
                 )
             return {"point_inputs": prompt}
 
-        return self._prompt_fitted(frame, obj_id, coords, inputs)
+        result = self._prompt_fitted(frame, obj_id, coords, inputs)
+        if self.flip_average:
+            self._average_flips(
+                obj_id, lambda other, flip: other.add_points(
+                    0, obj_id, _flip_points(coords, flip, self.frame_shape), label_array,
+                    keep_previous=keep_previous,
+                )
+            )  # fmt: skip
+            return self.results[frame]
+        return result
 
     def add_box(self, frame: int, obj_id: int, box, points=None, labels=None) -> FrameResult:
         """Segment ``obj_id`` on ``frame`` from a box ``(row0, col0, row1, col1)`` (pixels),
@@ -330,12 +352,30 @@ class PropagationSession:
 
         corners = np.clip([[row0, col0], [row1, col1]], 0, [rows, cols])
         anchor = corners if extra is None else np.concatenate([corners, extra])
-        return self._prompt_fitted(frame, obj_id, anchor, inputs)
+        result = self._prompt_fitted(frame, obj_id, anchor, inputs)
+        if self.flip_average:
+
+            def flipped(other, flip):
+                corners_flipped = _flip_points(corners, flip, self.frame_shape)
+                box_flipped = [*corners_flipped.min(0), *corners_flipped.max(0)]
+                clicks = None if extra is None else _flip_points(extra, flip, self.frame_shape)
+                return other.add_box(0, obj_id, box_flipped, clicks, extra_labels)
+
+            self._average_flips(obj_id, flipped)
+            return self.results[frame]
+        return result
 
     def add_mask(self, frame: int, obj_id: int, mask) -> FrameResult:
         """Give ``obj_id``'s mask on ``frame`` (``frame_shape``, nonzero = object)."""
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
-        return self._prompt_with_mask(frame, obj_id, mask, correction=False)
+        result = self._prompt_with_mask(frame, obj_id, mask, correction=False)
+        if self.flip_average:
+            array = np.asarray(mask)
+            self._average_flips(
+                obj_id, lambda other, flip: other.add_mask(0, obj_id, np.flip(array, flip))
+            )
+            return self.results[frame]
+        return result
 
     def correct(self, frame: int, obj_id: int, mask) -> FrameResult:
         """Replace ``obj_id``'s mask on ``frame`` with the user's fix.
@@ -353,6 +393,9 @@ class PropagationSession:
             raise PromptError(
                 f"object {obj_id!r} is not in this session; objects: {self.object_ids}"
             )
+        for other in (self._flipped or {}).values():
+            if obj_id in other.object_ids:
+                other.remove_object(obj_id)
         if not self.bank.frozen:
             uids = set(track.bank_uids.values())
             self.bank.entries = [e for e in self.bank.entries if e.uid not in uids]
@@ -367,6 +410,8 @@ class PropagationSession:
     def reset(self, *, bank: bool = False) -> None:
         """Forget every object, prompt and result (cached features stay: same image).
         ``bank=True`` also empties the long-term bank."""
+        for other in (self._flipped or {}).values():
+            other.reset(bank=bank)
         self._tracks.clear()
         self.results.clear()
         self.last_frame = None
@@ -588,6 +633,38 @@ class PropagationSession:
         self._resolve_overlaps(frame, fresh=result.masks)
         return self.results[frame]
 
+    def _average_flips(self, obj_id: int, prompt_flipped) -> None:
+        """Average ``obj_id``'s mask logits on the (only) frame with those of the same prompt
+        on the image flipped three ways (`flip_average`); ``prompt_flipped(session, flip)``
+        gives the prompt to the session of one flip."""
+        if self._flipped is None:
+            raw = self.frames.read(0)
+            self._flipped = {
+                flip: PropagationSession(
+                    self._model,
+                    np.ascontiguousarray(np.flip(raw, flip)),
+                    axis=0,
+                    memory=self.memory,
+                    rgb=self.frames.rgb,
+                    non_overlap=False,
+                    connected=False,
+                    flip_average=False,
+                )
+                for flip in FLIPS
+            }
+        track = self._tracks[obj_id]
+        logits = [track.logits[0]]
+        for flip, other in self._flipped.items():
+            prompt_flipped(other, flip)
+            logits.append(torch.flip(other._tracks[obj_id].logits[0], [axis + 2 for axis in flip]))
+        average = torch.stack(logits).mean(0)
+        track.logits[0] = average
+        for stored in (track.cond, track.non_cond):
+            if 0 in stored:
+                stored[0]["pred_masks"] = average
+        self.results[0].masks[obj_id] = self._mask_from_logits(obj_id, average)
+        self._resolve_overlaps(0, fresh={obj_id: None})
+
     def _carried_logits(self, track: ObjectTrack, obj_id: int, frame: int, reverse: bool):
         """The neighbour's mask logits (the frame tracked just before), for carry-mask models.
 
@@ -787,3 +864,11 @@ class PropagationSession:
 
     def _mask_inputs(self, mask, region) -> torch.Tensor:
         return mask_inputs(mask, self.frame_shape, region, self.net.image_size, self.device)
+
+
+def _flip_points(coords, flip: tuple[int, ...], frame_shape: tuple[int, int]) -> np.ndarray:
+    """``(N, 2)`` (row, col) pixel coordinates mirrored along the frame axes in ``flip``."""
+    flipped = np.array(coords, dtype=np.float64, copy=True)
+    for axis in flip:
+        flipped[:, axis] = frame_shape[axis] - 1 - flipped[:, axis]
+    return flipped
