@@ -663,7 +663,7 @@ class PropagationSession:
             if 0 in stored:
                 stored[0]["pred_masks"] = average
         self.results[0].masks[obj_id] = self._mask_from_logits(obj_id, average)
-        self._resolve_overlaps(0, fresh={obj_id: None})
+        self._resolve_overlaps(0, fresh=(obj_id,))
 
     def _carried_logits(self, track: ObjectTrack, obj_id: int, frame: int, reverse: bool):
         """The neighbour's mask logits (the frame tracked just before), for carry-mask models.
