@@ -16,10 +16,12 @@ from .download import cache_dir, cached_path, fetch_weights
 from .errors import (
     CheckpointError,
     CheckpointMismatchError,
+    CheckpointNotFoundError,
     DeviceUnavailableError,
     DownloadError,
     ModelConfigError,
     ModelError,
+    UnknownModelError,
     UnsafeCheckpointError,
 )
 from .loader import LoadedModel, load_model
@@ -33,6 +35,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "CheckpointMismatchError",
+    "CheckpointNotFoundError",
     "DeviceUnavailableError",
     "DownloadError",
     "LoadReport",
@@ -42,6 +45,7 @@ __all__ = [
     "ModelSpec",
     "Preprocessing",
     "TemporalAdapter",
+    "UnknownModelError",
     "UnsafeCheckpointError",
     "adapter_parameters",
     "autocast",

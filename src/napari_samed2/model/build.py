@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from sam2.modeling.sam2_base import SAM2Base
 
-from .errors import ModelConfigError
+from .errors import ModelConfigError, UnsafeCheckpointError
+from .safe_config import ALLOWED_TARGETS, check_network_config
 
 TEMPORAL_TRUNK = "napari_samed2.model.temporal_adapter.TemporalHiera"
 
@@ -53,18 +54,37 @@ def build_model(
     -------
     SAM2Base
         The network in eval mode, on the CPU, in float32.
+
+    Raises
+    ------
+    UnsafeCheckpointError
+        The config names a class outside `safe_config.ALLOWED_TARGETS`, uses another hydra
+        key or an interpolation, or asks for sizes beyond `safe_config.SIZE_LIMITS`.
+    ModelConfigError
+        A safe config that sam2 cannot build.
     """
     mapping = _as_dict(config)
+    # Before anything is resolved or instantiated: a config may come from a file.
+    check_network_config(mapping)
     if "model" in mapping and "_target_" not in mapping:
         mapping = mapping["model"]
     mapping = copy.deepcopy(mapping)
-    _check_required(mapping)
+    try:
+        _check_required(mapping)
+    except (TypeError, AttributeError, KeyError) as error:
+        # A mapping of the wrong shape (a list where sam2 has a mapping, ...)
+        raise ModelConfigError(f"config does not have sam2's layout: {error!r}") from error
     for key, value in PREDICTOR_DEFAULTS.items():
         if isinstance(value, dict):
             mapping[key] = {**value, **(mapping.get(key) or {})}
         else:
             mapping.setdefault(key, value)
     if target is not None:
+        if target not in ALLOWED_TARGETS:
+            raise UnsafeCheckpointError(
+                f"target={target!r} is not a sam2 or napari-samed2 network class; accepted: "
+                f"{', '.join(sorted(ALLOWED_TARGETS))}"
+            )
         mapping["_target_"] = target
     if temporal_adapter:
         trunk = mapping["image_encoder"]["trunk"]
@@ -81,7 +101,8 @@ def build_model(
 
 def _as_dict(config: Mapping[str, Any] | DictConfig) -> dict[str, Any]:
     if isinstance(config, DictConfig):
-        return OmegaConf.to_container(config, resolve=True)
+        # Unresolved: interpolations are refused by the check, never evaluated.
+        return OmegaConf.to_container(config, resolve=False)
     if isinstance(config, Mapping):
         return dict(config)
     raise ModelConfigError(

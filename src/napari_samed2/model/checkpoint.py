@@ -20,8 +20,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path
-from .errors import CheckpointError, CheckpointMismatchError, UnsafeCheckpointError
+from .errors import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointNotFoundError,
+    UnsafeCheckpointError,
+)
 from .registry import REGISTRY, ModelSpec, Preprocessing
+from .safe_config import check_network_config
 
 UNUSED_FUSION = re.compile(r"\.fancy_fusion\.")
 # (trunk embed_dim, number of Hiera blocks) -> size name in the registry
@@ -61,13 +67,16 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     Raises
     ------
     UnsafeCheckpointError
-        The pickle references code (a class or function other than tensors and containers).
+        The pickle references code (a class or function other than tensors and containers),
+        or a safetensors file's network config is refused (`safe_config`).
+    CheckpointNotFoundError
+        Not a file (also a `FileNotFoundError`).
     CheckpointError
-        Not a file, truncated or corrupt, or no state dict inside.
+        Truncated or corrupt, or no state dict inside.
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist or is not a file")
+        raise CheckpointNotFoundError(f"checkpoint {str(path)!r} does not exist or is not a file")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
     try:
@@ -112,6 +121,11 @@ def _read_safetensors(path: Path) -> Checkpoint:
             metadata[key] = json.loads(value)
         except json.JSONDecodeError:
             metadata[key] = value
+        except RecursionError:
+            raise CheckpointError(f"{str(path)!r}: metadata {key!r} nests too deeply") from None
+    if "config" in metadata:
+        # Early, so that the refusal names the file; build_model checks again.
+        check_network_config(metadata["config"], source=repr(str(path)))
     return Checkpoint(state, metadata, path)
 
 
@@ -193,16 +207,32 @@ def infer_spec(state_dict: dict[str, torch.Tensor], name: str = "checkpoint") ->
 
 
 def spec_from_metadata(metadata: dict[str, Any], name: str) -> ModelSpec | None:
-    """The architecture recorded in one of our own safetensors files, if any."""
+    """The architecture recorded in one of our own safetensors files, if any.
+
+    Raises
+    ------
+    UnsafeCheckpointError
+        The recorded network config is refused (`safe_config.check_network_config`).
+    CheckpointError
+        The recorded preprocessing is missing or malformed.
+    """
     if "config" not in metadata:
         return None
     config = metadata["config"]
+    check_network_config(config, source=repr(name))
+    try:
+        preprocessing = Preprocessing.from_dict(metadata["preprocessing"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{name!r}: metadata 'preprocessing' is {metadata.get('preprocessing')!r}; expected "
+            f"a mapping with image_size, mean, std, mask_threshold ({error!r})"
+        ) from error
     return ModelSpec(
         name=str(metadata.get("name", name)),
         description=str(metadata.get("description", "")),
         config=lambda: json.loads(json.dumps(config)),
         temporal_adapter=bool(metadata.get("temporal_adapter", False)),
-        preprocessing=Preprocessing.from_dict(metadata["preprocessing"]),
+        preprocessing=preprocessing,
         licence=str(metadata.get("licence", "unknown")),
     )
 

@@ -13,7 +13,7 @@ from .build import build_model
 from .checkpoint import LoadReport, fit_state_dict, infer_spec, read_checkpoint, spec_from_metadata
 from .device import compute_dtype, resolve_device
 from .download import fetch_weights
-from .errors import CheckpointError
+from .errors import CheckpointError, UnknownModelError
 from .registry import REGISTRY, ModelSpec, Preprocessing, get_spec
 
 
@@ -62,8 +62,8 @@ def load_model(
 
     Raises
     ------
-    KeyError
-        Unknown name that is not a file either.
+    UnknownModelError
+        Unknown name that is not a file either (also a `KeyError` and a `ValueError`).
     CheckpointError
         Unreadable, unsafe or non-fitting checkpoint (every bad key is named).
     DownloadError
@@ -107,7 +107,7 @@ def _locate(
         return spec, fetch_weights(spec, progressbar=progressbar)
     path = Path(name_or_path).expanduser()
     if not path.is_file():
-        raise KeyError(
+        raise UnknownModelError(
             f"{text!r} is neither a known model ({', '.join(sorted(REGISTRY))}) nor an "
             "existing checkpoint file"
         )

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .configs import sam2_config, small_config
+from .errors import UnknownModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -173,11 +174,11 @@ DEFAULT_MODEL = "samed2-nano"
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registry entry called ``name``; a clear `KeyError` lists the known names."""
+    """The registry entry called ``name``; a clear `UnknownModelError` lists the known names."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownModelError(
             f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))} "
             "(or pass the path of a checkpoint file)"
         ) from None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,11 +24,14 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_path, write_text_atomic
 from ..model import (
     REGISTRY,
+    CheckpointError,
+    UnsafeCheckpointError,
     build_model,
     nano_config,
     resolve_device,
     save_checkpoint,
 )
+from ..model.safe_config import check_network_config
 from .clips import DEFAULT_MIX, ClipSampler
 from .losses import LossWeights
 from .tracking import PromptSettings, track_clip
@@ -37,6 +42,7 @@ INIT_RECORD_NAME = "init_from.json"  # the training record of the weights a run 
 
 
 RUNTIME_SETTINGS = ("threads",)
+STATE_KEYS = ("model", "optimizer", "step", "wall_seconds", "settings")
 
 
 @dataclass
@@ -187,9 +193,8 @@ def train(
     start, wall = 0, 0.0
     checkpoint = run_dir / CHECKPOINT_NAME
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=target, weights_only=True)
-        # Settings added since a run started take their defaults, so old runs still resume.
-        stored = json.loads(json.dumps(TrainSettings(**json.loads(state["settings"])).to_dict()))
+        state, stored_settings = read_state(checkpoint, map_location=target)
+        stored = json.loads(json.dumps(stored_settings.to_dict()))
         wanted = json.loads(json.dumps(settings.to_dict()))
         for name in RUNTIME_SETTINGS:  # how it runs, not what it learns: may change on resume
             stored.pop(name, None)
@@ -310,6 +315,53 @@ def _append_log(run_dir: Path, step: int, wall: float, window: list[dict[str, fl
         handle.write(line + "\n")
 
 
+def read_state(
+    path: Path, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, Any], TrainSettings]:
+    """Read a run's ``last.pt`` and its settings without running code from the file.
+
+    Weights-only unpickling (tensors and plain containers), and the stored network config
+    is checked (`model.safe_config`) before anything is built from it. Settings added since
+    the file was written take their defaults, so old runs still resume.
+
+    Raises
+    ------
+    UnsafeCheckpointError
+        The pickle references code, or the stored config is refused (names the key).
+    CheckpointError
+        Not a training state: unreadable, keys missing, or settings that are not ours.
+    """
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(
+            f"refused to load {str(path)!r}: it contains objects other than tensors, and "
+            "unpickling them could run code"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable training state (truncated or corrupt?): {error}"
+        ) from error
+    missing = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(f"{str(path)!r} is not a training state: missing {missing}")
+    try:
+        values = json.loads(state["settings"])
+    except (TypeError, ValueError, RecursionError) as error:
+        raise CheckpointError(f"{str(path)!r}: 'settings' is not JSON ({error})") from error
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{str(path)!r}: 'settings' is not a mapping")
+    known = set(TrainSettings.__dataclass_fields__)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CheckpointError(
+            f"{str(path)!r}: unknown settings {unknown}; accepted: {sorted(known)}"
+        )
+    if "config" in values:
+        check_network_config(values["config"], source=f"{str(path)!r} (settings.config)")
+    return state, TrainSettings(**values)
+
+
 def _save_state(path: Path, net, optimizer, settings: TrainSettings, step: int, wall: float):
     state = {
         "model": net.state_dict(),
@@ -346,8 +398,7 @@ def export_weights(
     in the file's metadata and in the ``.json`` beside it.
     """
     run_dir = Path(run_dir)
-    state = torch.load(run_dir / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
-    settings = TrainSettings(**json.loads(state["settings"]))
+    state, settings = read_state(run_dir / CHECKPOINT_NAME)
     net = build_model(settings.config, temporal_adapter=settings.temporal_adapter)
     net.load_state_dict(state["model"])
     spec = REGISTRY.get(name)
