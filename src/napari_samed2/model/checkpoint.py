@@ -222,7 +222,7 @@ def spec_from_metadata(metadata: dict[str, Any], name: str) -> ModelSpec | None:
     check_network_config(config, source=repr(name))
     try:
         preprocessing = Preprocessing.from_dict(metadata["preprocessing"])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(
             f"{name!r}: metadata 'preprocessing' is {metadata.get('preprocessing')!r}; expected "
             f"a mapping with image_size, mean, std, mask_threshold ({error!r})"
