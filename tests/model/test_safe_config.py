@@ -32,9 +32,11 @@ from tests.crafted import nano_with, opens, write_checkpoint
 
 # -- the checks themselves, through build_model (every route ends there) ------------------
 
+# Places where the old code did instantiate the node (creating the marker).
 CODE_AT = [
-    "image_encoder",
-    "image_encoder.trunk",  # a config nested inside the trunk
+    "memory_encoder",
+    "image_encoder.neck.position_encoding",
+    "image_encoder.trunk.drop_path_rate",  # a config nested inside the trunk
     "memory_attention.layer.self_attention",
     "image_encoder.neck.fpn_top_down_levels[1]",  # inside a list
 ]
@@ -46,6 +48,9 @@ def test_a_target_outside_the_allow_list_is_refused_at_any_depth(tmp_path, where
     with pytest.raises(UnsafeCheckpointError) as raised:
         build_model(nano_with(where, opens(marker)), temporal_adapter=True)
     assert f"{where}._target_ is 'builtins.open'" in str(raised.value)
+    assert not marker.exists()
+    with pytest.raises(UnsafeCheckpointError, match=r"image_encoder\.trunk\._target_ is 'builtins"):
+        build_model(nano_with("image_encoder.trunk", opens(marker)))
     assert "sam2.modeling.sam2_base.SAM2Base" in str(raised.value)  # what is accepted
     assert not marker.exists()
 
@@ -53,8 +58,8 @@ def test_a_target_outside_the_allow_list_is_refused_at_any_depth(tmp_path, where
 def test_os_system_is_refused_too(tmp_path):
     marker = tmp_path / "ran"
     node = {"_target_": "os.system", "_args_": [f"touch {marker}"]}
-    with pytest.raises(UnsafeCheckpointError, match=r"image_encoder\._target_ is 'os\.system'"):
-        build_model(nano_with("image_encoder", node))
+    with pytest.raises(UnsafeCheckpointError, match=r"memory_encoder\._target_ is 'os\.system'"):
+        build_model(nano_with("memory_encoder", node))
     assert not marker.exists()
 
 
@@ -84,8 +89,8 @@ def test_resolvers_and_interpolations_are_refused_and_never_evaluated(tmp_path):
 def test_a_config_file_loaded_with_omegaconf_is_checked(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "evil.yaml"
-    path.write_text(OmegaConf.to_yaml({"model": nano_with("image_encoder.trunk", opens(marker))}))
-    with pytest.raises(UnsafeCheckpointError, match=r"model\.image_encoder\.trunk\._target_"):
+    path.write_text(OmegaConf.to_yaml({"model": nano_with("memory_encoder", opens(marker))}))
+    with pytest.raises(UnsafeCheckpointError, match=r"model\.memory_encoder\._target_"):
         build_model(OmegaConf.load(path), temporal_adapter=True)
     assert not marker.exists()
 
@@ -154,7 +159,7 @@ def test_every_sam2_config_passes_at_2048_px(name):
 # -- route: a safetensors checkpoint's metadata ----------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["image_encoder", "image_encoder.trunk"])
+@pytest.mark.parametrize("where", ["memory_encoder", "image_encoder.trunk.drop_path_rate"])
 def test_a_crafted_checkpoint_is_refused_naming_the_file_and_the_key(tmp_path, where):
     marker = tmp_path / "ran"
     path = write_checkpoint(tmp_path / "shared.safetensors", nano_with(where, opens(marker)))
@@ -169,8 +174,8 @@ def test_a_crafted_checkpoint_is_refused_naming_the_file_and_the_key(tmp_path, w
 def test_a_crafted_checkpoint_under_a_registry_filename_is_refused(tmp_path, monkeypatch):
     # The bundled entry re-reads the architecture from the file's metadata.
     marker = tmp_path / "ran"
-    path = write_checkpoint(tmp_path / "x.safetensors", nano_with("image_encoder", opens(marker)))
-    with pytest.raises(UnsafeCheckpointError, match=r"image_encoder\._target_"):
+    path = write_checkpoint(tmp_path / "x.safetensors", nano_with("memory_encoder", opens(marker)))
+    with pytest.raises(UnsafeCheckpointError, match=r"memory_encoder\._target_"):
         load_model(path, device="cpu", preset="samed2-nano")
     assert not marker.exists()
 

@@ -24,7 +24,7 @@ def crafted_run(run_dir, marker, **settings_overrides):
     """A run folder whose ``last.pt`` records a config that would open ``marker``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     settings = TrainSettings(**settings_overrides).to_dict()
-    settings["config"] = nano_with("image_encoder.trunk", opens(marker))
+    settings["config"] = nano_with("image_encoder.trunk.drop_path_rate", opens(marker))
     state = {"model": {}, "optimizer": {}, "step": 1, "wall_seconds": 0.0,
              "settings": json.dumps(settings)}  # fmt: skip
     torch.save(state, run_dir / CHECKPOINT_NAME)
@@ -37,14 +37,14 @@ def test_export_of_a_crafted_run_is_refused(tmp_path):
     with pytest.raises(UnsafeCheckpointError) as raised:
         export_weights(run, tmp_path / "out.safetensors")
     assert str(run / CHECKPOINT_NAME) in str(raised.value)
-    assert "image_encoder.trunk._target_ is 'builtins.open'" in str(raised.value)
+    assert "image_encoder.trunk.drop_path_rate._target_ is 'builtins.open'" in str(raised.value)
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 
 def test_resuming_a_crafted_run_is_refused(tmp_path):
     marker = tmp_path / "ran"
     run = crafted_run(tmp_path / "run", marker, steps=2)
-    with pytest.raises(UnsafeCheckpointError, match=r"last\.pt.*image_encoder\.trunk\._target_"):
+    with pytest.raises(UnsafeCheckpointError, match=r"last\.pt.*trunk\.drop_path_rate\._target_"):
         train(TrainSettings(steps=2), run, device="cpu", progress=False)
     assert not marker.exists()
 
@@ -55,7 +55,9 @@ def test_cli_train_export_of_a_crafted_run_is_refused(tmp_path, capsys):
     code = main(["train", "--run-dir", str(run), "--steps", "1", "--export",
                  str(tmp_path / "out.safetensors")])  # fmt: skip
     assert code == 2
-    assert "image_encoder.trunk._target_ is 'builtins.open'" in capsys.readouterr().err
+    assert (
+        "image_encoder.trunk.drop_path_rate._target_ is 'builtins.open'" in capsys.readouterr().err
+    )
     assert not marker.exists()
 
 
@@ -70,13 +72,13 @@ def test_settings_config_from_the_api_is_checked(tmp_path):
 def test_cli_init_from_a_crafted_checkpoint_is_refused(tmp_path, capsys):
     marker = tmp_path / "ran"
     path = write_checkpoint(
-        tmp_path / "colleague.safetensors", nano_with("image_encoder", opens(marker))
+        tmp_path / "colleague.safetensors", nano_with("memory_encoder", opens(marker))
     )
     code = main(["train", "--run-dir", str(tmp_path / "run"), "--steps", "1", "--frames", "2",
                  "--batch-size", "1", "--objects", "1", "--init-from", str(path)])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2
-    assert str(path) in err and "image_encoder._target_ is 'builtins.open'" in err
+    assert str(path) in err and "memory_encoder._target_ is 'builtins.open'" in err
     assert not marker.exists()
 
 
