@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 from collections import OrderedDict
 from pathlib import Path
 from typing import ClassVar
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from ..atomic import atomic_path
-from .errors import BankError, UnsafeBankError
+from .errors import BankError, BankFileNotFoundError, UnsafeBankError
 from .memory import BANK_FORMAT, BANK_VERSION, BankEntry, LongTermBank, pooled_key
 
 
@@ -56,53 +57,197 @@ def save_bank(bank: LongTermBank, path: str | Path) -> None:
 def load_bank(path: str | Path) -> LongTermBank:
     """Read a bank written by `save_bank`.
 
+    Every field is checked before anything is allocated: the tensors' declared shapes and
+    byte ranges must fit inside the file, so a crafted header cannot make us allocate more
+    than the file holds.
+
     Raises
     ------
+    BankFileNotFoundError
+        No such file (also a `FileNotFoundError`).
     BankError
-        Not a bank file, an unknown format version, or inconsistent contents.
+        Not a bank file, an unknown format version, or a malformed or inconsistent field;
+        the message names the file and the field.
     """
     path = Path(path)
     if not path.is_file():
-        raise BankError(f"bank file {str(path)!r} does not exist")
+        raise BankFileNotFoundError(f"bank file {str(path)!r} does not exist")
+    declared = _declared_tensors(path)
     try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as error:
+            fields = _bank_fields(path, metadata)
+            records = fields.pop("entries")
+            _check_tensors(path, declared, len(records))
+            tensors = {name: handle.get_tensor(name) for name in declared}
+    except BankError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise BankError(f"{path}: not a safetensors bank file ({error})") from error
+    bank = LongTermBank(capacity=fields["capacity"], name=fields["name"], frozen=fields["frozen"])
+    for i, record in enumerate(records):
+        confidence = float(tensors["confidence"][i])
+        if not math.isfinite(confidence):
+            raise BankError(f"{path}: tensor 'confidence' [{i}] is {confidence}; must be finite")
+        bank.entries.append(
+            BankEntry(
+                features=tensors["features"][i].to(torch.bfloat16).clone(),
+                key=tensors["keys"][i].float().clone(),
+                confidence=confidence,
+                obj_id=record["obj_id"],
+                origin=record["origin"],
+                frame=record["frame"],
+            )
+        )
+    bank.revision = fields["revision"]
+    return bank
+
+
+# name -> number of dimensions of the tensors a bank file holds (entries on the first axis)
+BANK_TENSORS = {"features": 4, "keys": 2, "confidence": 1}
+FLOAT_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
+HEADER_LIMIT = 100_000_000  # safetensors' own limit on the JSON header
+
+
+def _declared_tensors(path: Path) -> dict[str, list[int]]:
+    """The tensors the header declares, with their shapes, checked against the file size."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise BankError(f"{path}: not a safetensors bank file ({size} bytes)")
+        length = int.from_bytes(prefix, "little")
+        if length > min(HEADER_LIMIT, size - 8):
+            raise BankError(
+                f"{path}: not a safetensors bank file (header of {length} bytes declared, the "
+                f"file has {size})"
+            )
+        try:
+            header = json.loads(handle.read(length))
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise BankError(f"{path}: not a safetensors bank file (header: {error})") from None
+    if not isinstance(header, dict):
+        raise BankError(f"{path}: not a safetensors bank file (header is not a mapping)")
+    data_size = size - 8 - length
+    declared = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        field = f"{path}: tensor {name!r}"
+        if not isinstance(info, dict):
+            raise BankError(f"{field} is described by {info!r}; expected a mapping")
+        shape, offsets, dtype = info.get("shape"), info.get("data_offsets"), info.get("dtype")
+        if dtype not in FLOAT_DTYPES:
+            raise BankError(f"{field} has dtype {dtype!r}; accepted: {sorted(FLOAT_DTYPES)}")
+        if not _int_list(shape) or any(n < 0 for n in shape):
+            raise BankError(f"{field} has shape {shape!r}; expected non-negative integers")
+        if not _int_list(offsets) or len(offsets) != 2:
+            raise BankError(f"{field} has data_offsets {offsets!r}; expected [begin, end]")
+        nbytes = math.prod(shape) * FLOAT_DTYPES[dtype]
+        begin, end = offsets
+        if not 0 <= begin <= end <= data_size or end - begin != nbytes:
+            raise BankError(
+                f"{field} declares shape {shape} ({nbytes} bytes) at bytes {offsets}, but the "
+                f"file holds {data_size} bytes of data"
+            )
+        declared[name] = shape
+    return declared
+
+
+def _int_list(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in value
+    )
+
+
+def _bank_fields(path: Path, metadata: dict[str, str]) -> dict:
+    """The metadata fields of a bank file, parsed and checked (entries as a list of dicts)."""
     if metadata.get("format") != BANK_FORMAT:
         raise BankError(
             f"{path}: format {metadata.get('format')!r} is not {BANK_FORMAT!r} (for the released "
             "SAMed-2 pickle use read_released_bank)"
         )
-    version = int(metadata.get("version", -1))
-    if version > BANK_VERSION or version < 1:
-        raise BankError(f"{path}: bank version {version} is not supported (<= {BANK_VERSION})")
-    records = json.loads(metadata.get("entries", "[]"))
-    bank = LongTermBank(
-        capacity=int(metadata.get("capacity", max(1, len(records)))),
-        name=metadata.get("name", path.stem),
-        frozen=bool(json.loads(metadata.get("frozen", "false"))),
-    )
-    if records:
-        features, keys, confidence = tensors["features"], tensors["keys"], tensors["confidence"]
-        if not len(features) == len(keys) == len(confidence) == len(records):
-            raise BankError(f"{path}: entry counts disagree between tensors and metadata")
-        for i, record in enumerate(records):
-            bank.entries.append(
-                BankEntry(
-                    features=features[i].clone(),
-                    key=keys[i].clone(),
-                    confidence=float(confidence[i]),
-                    obj_id=record.get("obj_id"),
-                    origin=str(record.get("origin", "unknown")),
-                    frame=int(record.get("frame", -1)),
-                )
+    missing = [
+        k for k in ("version", "capacity", "frozen", "revision", "entries") if k not in metadata
+    ]
+    if missing:
+        raise BankError(f"{path}: metadata field(s) {missing} missing; written by save_bank?")
+    values = {}
+    for name in ("version", "capacity", "frozen", "revision", "entries"):
+        try:
+            values[name] = json.loads(metadata[name])
+        except (ValueError, RecursionError):
+            raise BankError(
+                f"{path}: metadata field {name!r} is {metadata[name][:80]!r}; not JSON"
+            ) from None
+    version = values["version"]
+    if not _is_int(version) or not 1 <= version <= BANK_VERSION:
+        raise BankError(f"{path}: bank version {version!r} is not supported (1 to {BANK_VERSION})")
+    for name, low in (("capacity", 1), ("revision", 0)):
+        if not _is_int(values[name]) or values[name] < low:
+            raise BankError(
+                f"{path}: metadata field {name!r} is {values[name]!r}; expected an integer >= {low}"
             )
-    bank.revision = int(metadata.get("revision", 0))
-    return bank
+    if not isinstance(values["frozen"], bool):
+        raise BankError(
+            f"{path}: metadata field 'frozen' is {values['frozen']!r}; expected true/false"
+        )
+    records = values["entries"]
+    if not isinstance(records, list):
+        raise BankError(f"{path}: metadata field 'entries' is not a list")
+    for i, record in enumerate(records):
+        _check_record(path, i, record)
+    if len(records) > values["capacity"]:
+        raise BankError(
+            f"{path}: metadata field 'entries' lists {len(records)} entries, more than its "
+            f"capacity {values['capacity']}"
+        )
+    return {
+        "capacity": values["capacity"],
+        "frozen": values["frozen"],
+        "revision": values["revision"],
+        "entries": records,
+        "name": str(metadata.get("name", path.stem)),
+    }
+
+
+def _check_record(path: Path, index: int, record) -> None:
+    field = f"{path}: metadata field 'entries' [{index}]"
+    if not isinstance(record, dict):
+        raise BankError(f"{field} is {record!r}; expected {{obj_id, origin, frame}}")
+    missing = [k for k in ("obj_id", "origin", "frame") if k not in record]
+    if missing:
+        raise BankError(f"{field} lacks {missing}")
+    if record["obj_id"] is not None and not _is_int(record["obj_id"]):
+        raise BankError(f"{field} obj_id is {record['obj_id']!r}; expected an integer or null")
+    if not isinstance(record["origin"], str):
+        raise BankError(f"{field} origin is {record['origin']!r}; expected a string")
+    if not _is_int(record["frame"]):
+        raise BankError(f"{field} frame is {record['frame']!r}; expected an integer")
+
+
+def _check_tensors(path: Path, declared: dict[str, list[int]], count: int) -> None:
+    """The tensors hold one row per entry with the layout `save_bank` writes."""
+    unknown = sorted(set(declared) - set(BANK_TENSORS))
+    if unknown:
+        raise BankError(
+            f"{path}: tensor(s) {unknown} are not part of a bank {sorted(BANK_TENSORS)}"
+        )
+    if count == 0 and not declared:
+        return
+    for name, dims in BANK_TENSORS.items():
+        shape = declared.get(name)
+        if shape is None:
+            raise BankError(f"{path}: tensor {name!r} missing for {count} entries")
+        if len(shape) != dims or shape[0] != count:
+            raise BankError(
+                f"{path}: tensor {name!r} has shape {shape}; expected {dims} dimensions with "
+                f"{count} rows (one per entry in 'entries')"
+            )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # -- the released SAMed-2 pickle -------------------------------------------------------------

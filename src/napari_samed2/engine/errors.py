@@ -21,5 +21,9 @@ class BankError(EngineError, ValueError):
     """A memory bank file or entry that cannot be used (format, version, model mismatch)."""
 
 
+class BankFileNotFoundError(BankError, FileNotFoundError):
+    """A bank path that does not exist or is not a file."""
+
+
 class UnsafeBankError(BankError):
     """A bank file whose pickle would run code or build objects other than tensors."""
