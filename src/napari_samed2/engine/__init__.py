@@ -3,6 +3,7 @@
 from .bank_files import load_bank, read_released_bank, save_bank
 from .errors import (
     BankError,
+    BankFileNotFoundError,
     EngineError,
     FrameDataError,
     PromptError,
@@ -21,6 +22,7 @@ __all__ = [
     "MEMORY_MODES",
     "BankEntry",
     "BankError",
+    "BankFileNotFoundError",
     "ConstantFrameWarning",
     "EngineError",
     "FeatureCache",

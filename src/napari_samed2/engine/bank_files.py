@@ -254,9 +254,65 @@ def _is_int(value) -> bool:
 
 
 def _load_storage_bytes(data: bytes):
-    # What plain pickle stores for a torch storage: a legacy torch.save stream. Read it with
-    # weights_only=True (no code) and map CUDA storages to the CPU.
+    # What plain pickle stores for a torch storage: a legacy torch.save stream. Its declared
+    # sizes are checked against the bytes it holds (torch allocates them before reading), then
+    # it is read with weights_only=True (no code) and CUDA storages are mapped to the CPU.
+    _check_storage_sizes(data)
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+# Element size of each storage class a legacy torch.save stream may name.
+STORAGE_ELEMENT_SIZES = {
+    "DoubleStorage": 8,
+    "FloatStorage": 4,
+    "HalfStorage": 2,
+    "BFloat16Storage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "ShortStorage": 2,
+    "CharStorage": 1,
+    "ByteStorage": 1,
+    "BoolStorage": 1,
+}
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        raise UnsafeBankError(f"the bank pickle references {module}.{name}; refused")
+
+
+class _StorageSizeReader(_NoGlobalsUnpickler):
+    """Reads what a legacy storage stream declares, allocating nothing."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.declared: dict[str, int] = {}
+
+    def find_class(self, module: str, name: str):
+        if module == "torch" and name in STORAGE_ELEMENT_SIZES:
+            return name
+        return super().find_class(module, name)
+
+    def persistent_load(self, pid):
+        kind, numel = (pid[1], pid[4]) if isinstance(pid, tuple) and len(pid) == 6 else (None, None)
+        if kind not in STORAGE_ELEMENT_SIZES or not _is_int(numel) or numel < 0:
+            raise BankError(f"a tensor storage is described by {pid!r}; not a storage record")
+        self.declared[str(pid[2])] = numel * STORAGE_ELEMENT_SIZES[kind]
+
+
+def _check_storage_sizes(data: bytes) -> None:
+    stream = io.BytesIO(data)
+    for _ in range(3):  # magic number, protocol version, system info
+        _NoGlobalsUnpickler(stream).load()
+    reader = _StorageSizeReader(stream)
+    reader.load()
+    _NoGlobalsUnpickler(stream).load()  # the storage keys
+    needed = sum(reader.declared.values()) + 8 * len(reader.declared)
+    held = len(data) - stream.tell()
+    if needed > held:
+        raise BankError(
+            f"a tensor storage declares {needed} bytes of data but the file holds {held}"
+        )
 
 
 class _TensorOnlyUnpickler(pickle.Unpickler):
@@ -309,50 +365,80 @@ def read_released_bank(
         The layout is not the one described above.
     """
     path = Path(path)
+    if not path.is_file():
+        raise BankFileNotFoundError(f"bank file {str(path)!r} does not exist")
     try:
         with open(path, "rb") as handle:
             payload = _TensorOnlyUnpickler(handle).load()
-    except UnsafeBankError:
-        raise
-    except (pickle.UnpicklingError, EOFError, OSError, RuntimeError) as error:
-        raise BankError(f"{path}: cannot read the bank pickle ({error})") from error
+    except BankError as error:
+        raise type(error)(f"{path}: {error}") from error
+    except Exception as error:
+        # A crafted pickle can make the unpickler or torch's rebuild functions raise almost
+        # anything (TypeError, IndexError, ...); all of it means "not a bank pickle".
+        raise BankError(f"{path}: cannot read the bank pickle ({error!r})") from error
     if isinstance(payload, dict):
         lists = [v for v in payload.values() if isinstance(v, (list, tuple))]
         payload = lists[0] if len(lists) == 1 else payload
     if not isinstance(payload, (list, tuple)):
         raise BankError(f"{path}: expected a list of entries, got {type(payload).__name__}")
     bank = LongTermBank(capacity=capacity or max(1, len(payload)), name=name or path.stem)
+    budget = path.stat().st_size  # bytes the entries may take: entries sharing one tensor
     for index, raw in enumerate(payload):
-        values = list(raw.values()) if isinstance(raw, dict) else list(raw)
-        maps = [v for v in values if isinstance(v, torch.Tensor) and v.dim() == 4]
-        flats = [
-            v for v in values if isinstance(v, torch.Tensor) and v.dim() <= 2 and v.numel() > 1
-        ]
-        scalars = [
-            float(v)
-            for v in values
-            if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
-        ]
-        if not maps or not flats or not scalars:
+        try:
+            entry = _released_entry(path, index, raw, key_size)
+        except BankError:
+            raise
+        except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
+            raise BankError(f"{path}: entry {index} is malformed ({error!r})") from error
+        budget -= entry.features.numel() * entry.features.element_size()
+        if budget < 0:
             raise BankError(
-                f"{path}: entry {index} does not hold a mask memory, a key and a confidence "
-                f"(types: {[type(v).__name__ for v in values]})"
+                f"{path}: entry {index} would take the bank past the {path.stat().st_size} bytes "
+                "the file holds (entries repeat the same tensors?)"
             )
-        features = maps[0][0] if maps[0].shape[0] == 1 else maps[0]
-        channels = _embedding_channels(flats[0].numel(), features.shape[-1])
-        side = round((flats[0].numel() / channels) ** 0.5)
-        key = pooled_key(flats[0].reshape(channels, side, side), key_size)
-        bank.entries.append(
-            BankEntry(
-                features=features.to(torch.bfloat16).clone(),
-                key=key,
-                confidence=scalars[0],
-                obj_id=None,
-                origin="released",
-                frame=index,
-            )
-        )
+        bank.entries.append(entry)
     return bank
+
+
+def _released_entry(path: Path, index: int, raw, key_size: int) -> BankEntry:
+    """One entry of the released pickle: mask memory, positional encoding, IoU, key."""
+    if not isinstance(raw, (dict, list, tuple)):
+        raise BankError(f"{path}: entry {index} is a {type(raw).__name__}; expected a list")
+    values = list(raw.values()) if isinstance(raw, dict) else list(raw)
+    maps = [v for v in values if isinstance(v, torch.Tensor) and v.dim() == 4]
+    flats = [v for v in values if isinstance(v, torch.Tensor) and v.dim() <= 2 and v.numel() > 1]
+    scalars = [
+        float(v)
+        for v in values
+        if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)
+    ]
+    if not maps or not flats or not scalars:
+        raise BankError(
+            f"{path}: entry {index} does not hold a mask memory, a key and a confidence "
+            f"(types: {[type(v).__name__ for v in values]})"
+        )
+    if maps[0].shape[0] != 1 or min(maps[0].shape) < 1:
+        raise BankError(
+            f"{path}: entry {index} mask memory has shape {list(maps[0].shape)}; "
+            "expected (1, C, h, w)"
+        )
+    if not math.isfinite(scalars[0]):
+        raise BankError(f"{path}: entry {index} confidence is {scalars[0]}; must be finite")
+    features = maps[0][0]
+    try:
+        channels = _embedding_channels(flats[0].numel(), features.shape[-1])
+    except BankError as error:
+        raise BankError(f"{path}: entry {index} {error}") from None
+    side = round((flats[0].numel() / channels) ** 0.5)
+    key = pooled_key(flats[0].reshape(channels, side, side), key_size)
+    return BankEntry(
+        features=features.to(torch.bfloat16).clone(),
+        key=key,
+        confidence=scalars[0],
+        obj_id=None,
+        origin="released",
+        frame=index,
+    )
 
 
 def _embedding_channels(numel: int, side: int) -> int:
