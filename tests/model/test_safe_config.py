@@ -28,7 +28,7 @@ from napari_samed2.model import (
     small_config,
 )
 from napari_samed2.model.safe_config import ALLOWED_TARGETS, SAM2_CONFIG_TARGETS, SIZE_LIMITS
-from tests.crafted import nano_with, opens, write_checkpoint
+from tests.crafted import NANO, nano_with, opens, write_checkpoint
 
 # -- the checks themselves, through build_model (every route ends there) ------------------
 
@@ -183,6 +183,15 @@ def test_a_crafted_checkpoint_under_a_registry_filename_is_refused(tmp_path, mon
 def test_bad_preprocessing_metadata_is_a_checkpoint_error(tmp_path):
     path = write_checkpoint(tmp_path / "p.safetensors", nano_config(), preprocessing=[1, 2])
     with pytest.raises(CheckpointError, match="preprocessing"):
+        load_model(path, device="cpu")
+
+
+def test_preprocessing_image_size_from_a_file_is_bounded(tmp_path):
+    preprocessing = {**NANO.preprocessing.to_dict(), "image_size": 10**7}
+    path = write_checkpoint(tmp_path / "p.safetensors", nano_config(), preprocessing)
+    with pytest.raises(
+        UnsafeCheckpointError, match=r"preprocessing\.image_size is 10000000; accepted: 1 to 8192"
+    ):
         load_model(path, device="cpu")
 
 

@@ -27,7 +27,7 @@ from .errors import (
     UnsafeCheckpointError,
 )
 from .registry import REGISTRY, ModelSpec, Preprocessing
-from .safe_config import check_network_config
+from .safe_config import SIZE_LIMITS, check_network_config
 
 UNUSED_FUSION = re.compile(r"\.fancy_fusion\.")
 # (trunk embed_dim, number of Hiera blocks) -> size name in the registry
@@ -227,6 +227,13 @@ def spec_from_metadata(metadata: dict[str, Any], name: str) -> ModelSpec | None:
             f"{name!r}: metadata 'preprocessing' is {metadata.get('preprocessing')!r}; expected "
             f"a mapping with image_size, mean, std, mask_threshold ({error!r})"
         ) from error
+    limit = SIZE_LIMITS["image_size"]
+    if not 0 < preprocessing.image_size <= limit:
+        # frames are resized to this size: a file must not make us allocate without bound
+        raise UnsafeCheckpointError(
+            f"{name!r}: metadata preprocessing.image_size is {preprocessing.image_size}; "
+            f"accepted: 1 to {limit}"
+        )
     return ModelSpec(
         name=str(metadata.get("name", name)),
         description=str(metadata.get("description", "")),
