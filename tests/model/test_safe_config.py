@@ -83,6 +83,10 @@ def test_resolvers_and_interpolations_are_refused_and_never_evaluated(tmp_path):
         # the same config as an OmegaConf node (as OmegaConf.load gives) is not resolved first
         with pytest.raises(UnsafeCheckpointError, match="interpolations and resolvers"):
             build_model(OmegaConf.create(config), temporal_adapter=True)
+        # nor an OmegaConf node inside a plain dict
+        config["memory_attention"] = OmegaConf.create(config["memory_attention"])
+        with pytest.raises(UnsafeCheckpointError, match="interpolations and resolvers"):
+            build_model(config, temporal_adapter=True)
     assert not marker.exists()
 
 

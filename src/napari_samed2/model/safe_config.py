@@ -13,6 +13,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from omegaconf import Container, OmegaConf
+
 from .errors import UnsafeCheckpointError
 
 # Every `_target_` of sam2's shipped model configs (configs/sam2/*.yaml, configs/sam2.1/*.yaml;
@@ -101,6 +103,8 @@ def check_network_config(config: Any, source: str | None = None) -> None:
         that is not JSON-like, a size beyond `SIZE_LIMITS`, or a trunk too large to build.
     """
     where = f" in {source}" if source else ""
+    if isinstance(config, Container):
+        config = OmegaConf.to_container(config, resolve=False)
     if not isinstance(config, Mapping):
         raise UnsafeCheckpointError(
             f"the network config{where} must be a mapping, got {type(config).__name__}"
@@ -114,6 +118,9 @@ def check_network_config(config: Any, source: str | None = None) -> None:
 
 
 def _walk(node: Any, path: str, depth: int, targets: list[str], where: str) -> None:
+    if isinstance(node, Container):
+        # Reading an OmegaConf node's values would evaluate its interpolations: read raw.
+        node = OmegaConf.to_container(node, resolve=False)
     if depth > MAX_DEPTH:
         _refuse(path, f"nests deeper than {MAX_DEPTH} levels", where)
     if isinstance(node, Mapping):
