@@ -289,7 +289,8 @@ class _StorageSizeReader(_NoGlobalsUnpickler):
         self.declared: dict[str, int] = {}
 
     def find_class(self, module: str, name: str):
-        if module == "torch" and name in STORAGE_ELEMENT_SIZES:
+        # torch.cuda.* in streams written by old torch versions from GPU tensors
+        if module in ("torch", "torch.cuda") and name in STORAGE_ELEMENT_SIZES:
             return name
         return super().find_class(module, name)
 
