@@ -11,16 +11,25 @@ from .checkpoint import (
 )
 from .click_seed import click_seed_logits, with_click_seed
 from .configs import SAM2_CONFIG_FILES, sam2_config, small_config
-from .device import autocast, available_devices, compute_dtype, resolve_device
+from .device import (
+    PRECISION_CHOICES,
+    autocast,
+    available_devices,
+    check_precision,
+    compute_dtype,
+    resolve_device,
+)
 from .download import cache_dir, cached_path, fetch_weights
 from .errors import (
     CheckpointError,
     CheckpointMismatchError,
     DeviceUnavailableError,
     DownloadError,
+    InvalidDeviceError,
     ModelConfigError,
     ModelError,
     UnsafeCheckpointError,
+    UnsupportedPrecisionError,
 )
 from .loader import LoadedModel, load_model
 from .registry import DEFAULT_MODEL, REGISTRY, ModelSpec, Preprocessing, get_spec, nano_config
@@ -28,6 +37,7 @@ from .temporal_adapter import TemporalAdapter, adapter_parameters, has_temporal_
 
 __all__ = [
     "DEFAULT_MODEL",
+    "PRECISION_CHOICES",
     "REGISTRY",
     "SAM2_CONFIG_FILES",
     "Checkpoint",
@@ -35,6 +45,7 @@ __all__ = [
     "CheckpointMismatchError",
     "DeviceUnavailableError",
     "DownloadError",
+    "InvalidDeviceError",
     "LoadReport",
     "LoadedModel",
     "ModelConfigError",
@@ -43,12 +54,14 @@ __all__ = [
     "Preprocessing",
     "TemporalAdapter",
     "UnsafeCheckpointError",
+    "UnsupportedPrecisionError",
     "adapter_parameters",
     "autocast",
     "available_devices",
     "build_model",
     "cache_dir",
     "cached_path",
+    "check_precision",
     "click_seed_logits",
     "compute_dtype",
     "count_parameters",
