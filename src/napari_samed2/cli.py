@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from . import __version__
 from .cli_logging import add_verbosity_option, log_to_stderr
 
-logger = logging.getLogger(__name__)
+# Named, not __name__: run as ``python -m napari_samed2.cli`` this module is ``__main__``.
+logger = logging.getLogger("napari_samed2.cli")
 
 
 class CommandError(Exception):
