@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .cli_logging import add_verbosity_option, log_to_stderr
+
+# Named, not __name__: run as ``python -m napari_samed2.cli`` this module is ``__main__``.
+logger = logging.getLogger("napari_samed2.cli")
 
 
 class CommandError(Exception):
@@ -19,16 +24,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 0
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("samed2: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:  # every error reaches the user as one plain line
-        if getattr(args, "debug", False):
-            raise
-        print(f"samed2 {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    with log_to_stderr(args.verbose):
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("samed2: interrupted", file=sys.stderr)
+            return 130
+        except Exception as error:  # every error reaches the user as one plain line
+            if getattr(args, "debug", False):
+                raise
+            logger.debug("samed2 %s failed", args.command, exc_info=True)
+            print(f"samed2 {args.command}: error: {_message(error)}", file=sys.stderr)
+            return 2
+
+
+def _message(error: BaseException) -> str:
+    # str(KeyError) is the repr of its message; the message itself reads better.
+    if isinstance(error, KeyError) and len(error.args) == 1 and isinstance(error.args[0], str):
+        return error.args[0]
+    return str(error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"napari-samed2 {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    add_verbosity_option(parser, top_level=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     models = commands.add_parser("models", help="list known models and what is cached")
@@ -63,16 +78,40 @@ def build_parser() -> argparse.ArgumentParser:
         "(boxes), in pixels, optionally followed by @OBJECT_ID (default 1).",
     )
     propagate.add_argument("input", help=".tif/.tiff, .npy or .zarr stack (or a 2-D image)")
-    propagate.add_argument("--out", required=True, help="labels file to write (.tif or .npy)")
+    propagate.add_argument(
+        "--out",
+        required=True,
+        help="labels file to write (.tif or .npy); never the input, and an existing file only "
+        "with --force",
+    )
+    propagate.add_argument(
+        "--force", action="store_true", help="replace --out/--confidence files that exist"
+    )
     propagate.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
     propagate.add_argument("--device", default=None)
-    propagate.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
+    propagate.add_argument(
+        "--axis",
+        type=int,
+        default=None,
+        help="propagation axis (default 0; required for a stack with two axes before rows and "
+        "columns, e.g. CZYX)",
+    )
+    propagate.add_argument(
+        "--channel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="for a stack with two axes before rows and columns (e.g. CZYX): the index along "
+        "the axis that is not propagated (e.g. the channel)",
+    )
     propagate.add_argument("--point", action="append", default=[], metavar="F,R,C[@ID]")
     propagate.add_argument("--negative", action="append", default=[], metavar="F,R,C[@ID]")
     propagate.add_argument("--box", action="append", default=[], metavar="F,R0,C0,R1,C1[@ID]")
     propagate.add_argument("--direction", choices=("both", "forward", "backward"), default="both")
     propagate.add_argument("--memory", choices=("selective", "sam2"), default="selective")
-    propagate.add_argument("--confidence", help="CSV of per-frame confidence to write")
+    propagate.add_argument(
+        "--confidence", help="CSV of per-frame confidence to write (same rules as --out)"
+    )
     propagate.add_argument(
         "--zoom",
         action="store_true",
@@ -85,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
         "object's motion (models that carry the mask, e.g. samed2-nano)",
     )
     propagate.set_defaults(func=_propagate)
+    for command in (models, fetch, demo, propagate):
+        add_verbosity_option(command)
     try:
         from .train.commands import add_evaluate_parser, add_train_parser
     except ImportError:  # training extras not importable: the other commands still work
@@ -143,24 +184,51 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _propagate(args: argparse.Namespace) -> int:
-    from .engine import PropagationSession
+    from .engine import FrameSource, PropagationSession
     from .model import load_model
-    from .pipeline import parse_prompt, segment_stack
-    from .stack_files import read_stack, write_confidence_csv, write_labels
+    from .pipeline import choose_axes, parse_prompt, segment_stack
+    from .stack_files import (
+        check_labels_suffix,
+        check_output_paths,
+        read_stack,
+        write_confidence_csv,
+        write_labels,
+    )
 
+    # Everything that can be checked without the model is checked before it loads, so a
+    # mistake costs seconds, not a whole run.
     prompts = [parse_prompt("point", text) for text in args.point]
     prompts += [parse_prompt("negative", text) for text in args.negative]
     prompts += [parse_prompt("box", text) for text in args.box]
     if not prompts:
         raise CommandError("give at least one --point or --box")
+    check_labels_suffix(args.out)
+    outputs = {"--out": args.out}
+    if args.confidence:
+        outputs["--confidence"] = args.confidence
+    check_output_paths(outputs, inputs=[args.input, args.model], force=args.force)
     data = read_stack(args.input)
+    axes = choose_axes(data.shape, args.axis, args.channel)
+    frames = FrameSource(data, axes.axis, position=axes.position)
+    for prompt in prompts:
+        if not 0 <= prompt.frame < frames.num_frames:
+            raise CommandError(
+                f"{prompt.kind} prompt on frame {prompt.frame}: the input has frames "
+                f"0..{frames.num_frames - 1} along axis {axes.axis}"
+            )
     model = load_model(args.model, device=args.device)
 
     def report(result, done, total):
         print(f"\rframe {result.frame:4d}  {done}/{total}", end="", file=sys.stderr, flush=True)
 
     session = PropagationSession(
-        model, data, axis=args.axis, memory=args.memory, zoom=args.zoom, motion=args.motion
+        model,
+        data,
+        axis=axes.axis,
+        position=axes.position,
+        memory=args.memory,
+        zoom=args.zoom,
+        motion=args.motion,
     )
     segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
     print(file=sys.stderr)

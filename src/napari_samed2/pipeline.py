@@ -7,14 +7,17 @@ The CLI's ``propagate`` and ``demo`` commands call this; it drives the same
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .engine import FrameResult, PropagationSession
+from .engine.errors import FrameDataError
 
 PROMPT_KINDS = ("point", "negative", "box")
+LABEL_DTYPE = np.int32  # the label stacks written (and napari Labels layers' usual dtype)
+MAX_OBJECT_ID = int(np.iinfo(LABEL_DTYPE).max)
 
 
 @dataclass(frozen=True)
@@ -39,11 +42,15 @@ class Prompt:
                 f"a {self.kind} prompt needs {wanted} coordinates after the frame, "
                 f"got {len(self.coords)}: {self.coords}"
             )
-        if self.obj_id < 1:
-            raise ValueError(f"object ids start at 1, got {self.obj_id}")
+        if not 1 <= self.obj_id <= MAX_OBJECT_ID:
+            raise ValueError(
+                f"object id {self.obj_id} is not usable: object ids start at 1 (0 is the "
+                f"background) and must fit the {np.dtype(LABEL_DTYPE).name} label file, "
+                f"so 1..{MAX_OBJECT_ID}"
+            )
 
 
-PROMPT_TEXT = re.compile(r"^\s*([-\d.,\s]+?)\s*(?:@\s*(\d+))?\s*$")
+PROMPT_TEXT = re.compile(r"^\s*([-\d.,\s]+?)\s*(?:@\s*([-+]?\d+))?\s*$")
 
 
 def parse_prompt(kind: str, text: str) -> Prompt:
@@ -60,11 +67,76 @@ def parse_prompt(kind: str, text: str) -> Prompt:
     return Prompt(kind, int(numbers[0]), int(match.group(2) or 1), tuple(numbers[1:]))
 
 
+@dataclass(frozen=True)
+class StackAxes:
+    """Which axis of a stack to propagate along, and where the other leading axes are held.
+
+    ``position`` follows `PropagationSession`'s ``position``: one index per axis before rows
+    and columns (the propagation axis's entry is ignored); ``None`` when there is no other.
+    """
+
+    axis: int
+    position: tuple[int, ...] | None = None
+
+
+def choose_axes(
+    shape: Sequence[int], axis: int | None = None, channel: int | None = None
+) -> StackAxes:
+    """Decide the propagation axis of a stack read from a file, refusing to guess.
+
+    A ZYX/TYX stack (optionally with a last RGB axis) propagates along axis 0 by default. A
+    stack with two axes before rows and columns (CZYX, ZCYX, TZYX) has no safe default:
+    propagating along the wrong one would treat channels as slices. It needs ``axis`` (the
+    one to propagate along) and ``channel`` (the index along the other one).
+
+    Raises
+    ------
+    FrameDataError
+        The stack needs ``axis``/``channel`` and did not get them, or they are out of range.
+    """
+    shape = tuple(int(n) for n in shape)
+    rgb = len(shape) >= 3 and shape[-1] in (3, 4)  # the guess FrameSource and napari make
+    leading = max(len(shape) - 2 - int(rgb), 0)
+    if leading <= 1:
+        if channel is not None:
+            raise FrameDataError(
+                f"--channel {channel} given, but the input (shape {shape}) has no axis besides "
+                "the propagation axis to pick a channel from; leave --channel out"
+            )
+        return StackAxes(0 if axis is None else int(axis))
+    if leading > 2:
+        raise FrameDataError(
+            f"the input has shape {shape}: {leading} axes before rows and columns; at most "
+            "two are supported (e.g. CZYX). Save one channel or time point per file"
+        )
+    if axis is None or channel is None:
+        raise FrameDataError(
+            f"the input has shape {shape}: two axes before rows and columns (e.g. CZYX, ZCYX "
+            "or TZYX), and propagating along the wrong one would treat channels as slices. "
+            "Pass --axis (0 or 1) for the axis to propagate along and --channel N for the "
+            "index along the other one, e.g. --axis 1 --channel 0 for channel 0 of a CZYX stack"
+        )
+    resolved = int(axis) + leading if axis < 0 else int(axis)
+    if resolved not in (0, 1):
+        raise FrameDataError(
+            f"--axis {axis} cannot be propagated along in shape {shape}; expected 0 or 1"
+        )
+    other = 1 - resolved
+    if not 0 <= channel < shape[other]:
+        raise FrameDataError(
+            f"--channel {channel} is out of range for axis {other} of shape {shape}; expected "
+            f"0..{shape[other] - 1}"
+        )
+    position = [0, 0]
+    position[other] = int(channel)
+    return StackAxes(resolved, tuple(position))
+
+
 @dataclass
 class StackSegmentation:
     """Labels for every frame, object ids as label values, and each frame's confidences."""
 
-    labels: np.ndarray  # (frames, rows, cols) int32
+    labels: np.ndarray  # (frames, rows, cols) LABEL_DTYPE
     results: dict[int, FrameResult] = field(default_factory=dict)
 
     def confidence_rows(self) -> list[tuple[int, int, float, float, float, bool]]:
@@ -128,7 +200,7 @@ def segment_stack(
 def assemble_labels(session: PropagationSession) -> StackSegmentation:
     """The session's latest results as a label stack (higher object ids win any overlaps left
     by a session made with ``non_overlap=False``)."""
-    labels = np.zeros((session.num_frames, *session.frame_shape), dtype=np.int32)
+    labels = np.zeros((session.num_frames, *session.frame_shape), dtype=LABEL_DTYPE)
     for frame, result in session.results.items():
         for obj_id in sorted(result.masks):
             labels[frame][result.masks[obj_id]] = obj_id

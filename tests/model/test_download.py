@@ -2,6 +2,7 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import logging
 import socket
 import threading
 
@@ -89,3 +90,13 @@ def test_manual_download_entry_explains_where_to_put_the_file(tmp_path):
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "elsewhere"))
     assert cache_dir() == tmp_path / "elsewhere"
+
+
+def test_a_download_is_logged_with_its_url_size_and_sha256(file_server, tmp_path, caplog):
+    url = f"{file_server}/model.pt"
+    with caplog.at_level(logging.INFO, logger="napari_samed2"):
+        path = fetch_weights(_spec(url), tmp_path / "cache", progressbar=False)
+    messages = [r.getMessage() for r in caplog.records if r.name == "napari_samed2.model.download"]
+    assert messages[0].startswith(f"downloading sam2.1-tiny weights from {url}")
+    sha256 = hashlib.sha256(PAYLOAD).hexdigest()
+    assert messages[-1] == f"downloaded {url}: {path}, {len(PAYLOAD)} bytes, sha256 {sha256}"

@@ -36,6 +36,7 @@ from .motion import object_shift, shift_logits
 from .overlaps import resolve_overlaps
 from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
 from .results import FrameResult, frame_order, frames_total
+from .run_log import logged_run
 from .settings import MEMORY_MODES, SessionSettings
 from .tracking import FrameTracker, ObjectTrack
 
@@ -469,6 +470,7 @@ class PropagationSession:
         self._encode_pending_memories()
         return self._run(forward, backward, cancel)
 
+    @logged_run
     def _run(self, forward, backward, cancel) -> Iterator[FrameResult]:
         for frames, reverse in ((forward, False), (backward, True)):
             for position, frame in enumerate(frames):

@@ -11,7 +11,14 @@ from .checkpoint import (
 )
 from .click_seed import click_seed_logits, with_click_seed
 from .configs import SAM2_CONFIG_FILES, sam2_config, small_config
-from .device import autocast, available_devices, compute_dtype, resolve_device
+from .device import (
+    PRECISION_CHOICES,
+    autocast,
+    available_devices,
+    check_precision,
+    compute_dtype,
+    resolve_device,
+)
 from .download import cache_dir, cached_path, fetch_weights
 from .errors import (
     CheckpointError,
@@ -19,10 +26,12 @@ from .errors import (
     CheckpointNotFoundError,
     DeviceUnavailableError,
     DownloadError,
+    InvalidDeviceError,
     ModelConfigError,
     ModelError,
     UnknownModelError,
     UnsafeCheckpointError,
+    UnsupportedPrecisionError,
 )
 from .loader import LoadedModel, load_model
 from .registry import DEFAULT_MODEL, REGISTRY, ModelSpec, Preprocessing, get_spec, nano_config
@@ -30,6 +39,7 @@ from .temporal_adapter import TemporalAdapter, adapter_parameters, has_temporal_
 
 __all__ = [
     "DEFAULT_MODEL",
+    "PRECISION_CHOICES",
     "REGISTRY",
     "SAM2_CONFIG_FILES",
     "Checkpoint",
@@ -38,6 +48,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "DeviceUnavailableError",
     "DownloadError",
+    "InvalidDeviceError",
     "LoadReport",
     "LoadedModel",
     "ModelConfigError",
@@ -47,12 +58,14 @@ __all__ = [
     "TemporalAdapter",
     "UnknownModelError",
     "UnsafeCheckpointError",
+    "UnsupportedPrecisionError",
     "adapter_parameters",
     "autocast",
     "available_devices",
     "build_model",
     "cache_dir",
     "cached_path",
+    "check_precision",
     "click_seed_logits",
     "compute_dtype",
     "count_parameters",

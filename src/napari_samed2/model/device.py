@@ -6,9 +6,10 @@ import contextlib
 
 import torch
 
-from .errors import DeviceUnavailableError
+from .errors import DeviceUnavailableError, InvalidDeviceError, UnsupportedPrecisionError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+PRECISION_CHOICES = (None, "fp32", "bf16")  # None: the device's default (bf16 on CUDA)
 
 
 def available_devices() -> list[str]:
@@ -28,15 +29,28 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
     ``None`` and ``"auto"`` pick cuda, then mps, then cpu. A device asked for by name that is
     not available raises `DeviceUnavailableError`; there is no silent fallback.
+
+    Raises
+    ------
+    InvalidDeviceError
+        ``device`` is not a device name (also a `ValueError`).
+    DeviceUnavailableError
+        A real device this machine does not have.
     """
     if device is None or device == "auto":
         return torch.device(available_devices()[0])
     try:
         wanted = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise DeviceUnavailableError(
-            f"device {device!r} is not a device name; expected one of {DEVICE_CHOICES}"
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise InvalidDeviceError(
+            f"device {device!r} is not a device name; expected one of {DEVICE_CHOICES} "
+            "(or cuda:N for the N-th GPU)"
         ) from error
+    if wanted.type not in DEVICE_CHOICES:
+        raise InvalidDeviceError(
+            f"device {device!r} is not supported; expected one of {DEVICE_CHOICES} "
+            "(or cuda:N for the N-th GPU)"
+        )
     if wanted.type not in available_devices():
         raise DeviceUnavailableError(
             f"device {device!r} is not available on this machine; available: {available_devices()}"
@@ -49,13 +63,21 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return wanted
 
 
+def check_precision(precision: object) -> None:
+    """Raise `UnsupportedPrecisionError` (a `ValueError`) unless ``precision`` is supported."""
+    if not isinstance(precision, (str, type(None))) or precision not in PRECISION_CHOICES:
+        raise UnsupportedPrecisionError(
+            f"precision {precision!r} is not supported; expected one of {PRECISION_CHOICES} "
+            "(None: bf16 on CUDA, fp32 elsewhere)"
+        )
+
+
 def compute_dtype(device: torch.device, precision: str | None = None) -> torch.dtype:
     """The dtype networks compute in on ``device``.
 
     bfloat16 autocast on CUDA, float32 on CPU and MPS unless ``precision="bf16"`` is asked for.
     """
-    if precision not in (None, "fp32", "bf16"):
-        raise ValueError(f"precision must be None, 'fp32' or 'bf16', got {precision!r}")
+    check_precision(precision)
     if precision == "fp32":
         return torch.float32
     if precision == "bf16" or device.type == "cuda":

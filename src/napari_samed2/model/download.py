@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,8 @@ import requests
 from ..atomic import write_text_atomic
 from .errors import DownloadError
 from .registry import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "NAPARI_SAMED2_CACHE"
 CHECKSUM_FILE = "checksums.json"
@@ -82,6 +85,7 @@ def fetch_weights(spec: ModelSpec, directory: Path | None = None, progressbar: b
 
 def _download(spec: ModelSpec, directory: Path, progressbar: bool) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s weights from %s into %s", spec.name, spec.url, directory)
     known_hash = f"sha256:{spec.sha256}" if spec.sha256 else None
     try:
         # pooch downloads into a temporary file and moves it into place only when the
@@ -109,7 +113,9 @@ def _download(spec: ModelSpec, directory: Path, progressbar: bool) -> Path:
         raise DownloadError(
             f"{spec.url} gave {size} bytes, expected {spec.size_bytes}; the file was removed"
         )
-    _record_checksum(directory, spec.filename, file_sha256(path))
+    sha256 = file_sha256(path)
+    _record_checksum(directory, spec.filename, sha256)
+    logger.info("downloaded %s: %s, %d bytes, sha256 %s", spec.url, path, size, sha256)
     return path
 
 
@@ -124,7 +130,9 @@ def verify_cached(spec: ModelSpec, path: Path) -> None:
     expected = spec.sha256 or _recorded_checksums(path.parent).get(path.name)
     if expected is None:
         # A manually placed file: remember it now, verify it from now on.
-        _record_checksum(path.parent, path.name, file_sha256(path))
+        sha256 = file_sha256(path)
+        _record_checksum(path.parent, path.name, sha256)
+        logger.info("recorded sha256 %s of %s (%d bytes) for later checks", sha256, path, size)
         return
     actual = file_sha256(path)
     if actual != expected:
@@ -132,6 +140,7 @@ def verify_cached(spec: ModelSpec, path: Path) -> None:
             f"{path} has sha256 {actual}, expected {expected}: the file changed since it was "
             "downloaded; delete it to download it again"
         )
+    logger.debug("verified %s: sha256 %s", path, actual)
 
 
 def _recorded_checksums(directory: Path) -> dict[str, str]:

@@ -59,3 +59,14 @@ class DownloadError(ModelError, OSError):
 
 class DeviceUnavailableError(ModelError, RuntimeError):
     """A device asked for by name that this machine does not have."""
+
+
+class InvalidDeviceError(DeviceUnavailableError, ValueError):
+    """A device value that is not a device name at all (e.g. ``"gpu0"``, ``"banana"``).
+
+    A `ValueError` (the value is wrong), and a `DeviceUnavailableError` as before.
+    """
+
+
+class UnsupportedPrecisionError(ModelError, ValueError):
+    """A ``precision`` value other than the supported ones."""

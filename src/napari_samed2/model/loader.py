@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,14 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from .build import build_model
 from .checkpoint import LoadReport, fit_state_dict, infer_spec, read_checkpoint, spec_from_metadata
-from .device import compute_dtype, resolve_device
+from .device import check_precision, compute_dtype, resolve_device
 from .download import fetch_weights
-from .errors import CheckpointError, UnknownModelError
+from .errors import CheckpointError, CheckpointNotFoundError, UnknownModelError
 from .registry import REGISTRY, ModelSpec, Preprocessing, get_spec
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
 @dataclass
@@ -50,26 +56,39 @@ def load_model(
     ----------
     name_or_path : str or Path
         A registry name (``samed2-nano``, ``sam2.1-tiny``, ``samed2``, ...) or a file:
-        sam2 / SAMed-2 / MedSAM2 ``.pt``/``.pth`` files or our ``.safetensors`` files.
+        sam2 / SAMed-2 / MedSAM2 ``.pt``/``.pth`` files or our ``.safetensors`` files. A
+        plain registry name always means the registry model, even where a file of that name
+        is in the working directory (a warning names both); a `Path`, or text with a folder
+        separator, a leading ``.`` or ``~``, or a checkpoint suffix, always means a file.
     device : str, optional
         ``None``/``"auto"`` (cuda, then mps, then cpu) or a device name; an unavailable
-        device is an error.
+        device is an error, raised before any weights are read or downloaded.
     preset : str, optional
         Registry name whose architecture a local file uses, when it cannot be inferred
         (e.g. ``"medsam2"`` for a 512-px SAM2.1-T file).
     precision : {None, "fp32", "bf16"}
-        Compute dtype; default bf16 on CUDA, fp32 elsewhere.
+        Compute dtype; default bf16 on CUDA, fp32 elsewhere. Checked before any weights are
+        read or downloaded.
 
     Raises
     ------
     UnknownModelError
         Unknown name that is not a file either (also a `KeyError` and a `ValueError`).
+    CheckpointNotFoundError
+        A path (see ``name_or_path``) that is not an existing file.
+    UnsupportedPrecisionError, InvalidDeviceError
+        A ``precision`` or ``device`` value that is not accepted (both `ValueError`).
+    DeviceUnavailableError
+        A device this machine does not have.
     CheckpointError
         Unreadable, unsafe or non-fitting checkpoint (every bad key is named).
     DownloadError
         Weights not available and not downloadable.
     """
+    # Values first: a typo must not cost a multi-gigabyte download or read.
+    check_precision(precision)
     torch_device = resolve_device(device)
+    dtype = compute_dtype(torch_device, precision)
     spec, path = _locate(name_or_path, preset, progressbar)
     checkpoint = read_checkpoint(path)
     if preset is None and spec is None:
@@ -85,12 +104,19 @@ def load_model(
     except CheckpointError as error:
         raise type(error)(f"{path}: {error}") from error
     net = net.to(torch_device).eval()
+    logger.info(
+        "loaded model %s from %s on %s (%s)",
+        spec.name,
+        path,
+        torch_device,
+        str(dtype).removeprefix("torch."),
+    )
     return LoadedModel(
         name=spec.name,
         net=net,
         preprocessing=spec.preprocessing,
         device=torch_device,
-        dtype=compute_dtype(torch_device, precision),
+        dtype=dtype,
         config=config,
         temporal_adapter=spec.temporal_adapter,
         source=path,
@@ -98,15 +124,47 @@ def load_model(
     )
 
 
+def looks_like_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether the user meant a file: a `Path`, or text that only a path would contain.
+
+    A folder separator, a leading ``.`` (``./samed2-nano``) or ``~``, or a checkpoint suffix
+    (``.pt``, ``.pth``, ``.safetensors``).
+    """
+    if not isinstance(name_or_path, str):
+        return True
+    separators = {"/", os.sep, os.altsep} - {None}
+    return (
+        any(separator in name_or_path for separator in separators)
+        or name_or_path.startswith((".", "~"))
+        or name_or_path.lower().endswith(CHECKPOINT_SUFFIXES)
+    )
+
+
 def _locate(
     name_or_path: str | Path, preset: str | None, progressbar: bool
 ) -> tuple[ModelSpec | None, Path]:
     text = str(name_or_path)
-    if text in REGISTRY and not Path(text).is_file():
+    if not looks_like_path(name_or_path) and text in REGISTRY:
+        # A plain registry name means the registry model: a file that happens to have the
+        # same name in whatever folder the command runs from must not replace it silently.
+        if Path(text).is_file():
+            logger.warning(
+                "%r is a registry model and also a file in the working directory (%s); "
+                "using the registry model. To load the file, pass it as a path: ./%s",
+                text,
+                Path(text).resolve(),
+                text,
+            )
         spec = REGISTRY[text]
         return spec, fetch_weights(spec, progressbar=progressbar)
     path = Path(name_or_path).expanduser()
     if not path.is_file():
+        if looks_like_path(name_or_path):
+            raise CheckpointNotFoundError(
+                f"checkpoint file {text!r} does not exist (or is not a file); expected an "
+                "existing .pt, .pth or .safetensors file, or a registry name "
+                f"({', '.join(sorted(REGISTRY))})"
+            )
         raise UnknownModelError(
             f"{text!r} is neither a known model ({', '.join(sorted(REGISTRY))}) nor an "
             "existing checkpoint file"

@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..cli_logging import add_verbosity_option, log_to_stderr
+
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``train``: train a network on synthetic clips (resumable) and export safetensors."""
@@ -84,6 +86,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "--export", type=Path, default=None, help="write the final weights to this .safetensors"
     )
     parser.add_argument("--name", default="samed2-nano", help="model name stored in the export")
+    add_verbosity_option(parser)
     parser.set_defaults(func=run_train)
     return parser
 
@@ -203,6 +206,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write every score here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables here")
+    add_verbosity_option(parser)
     parser.set_defaults(func=run_evaluate)
     return parser
 
@@ -270,11 +274,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m napari_samed2.train.commands")
+    add_verbosity_option(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
     add_evaluate_parser(subparsers)
     args = parser.parse_args(argv)
-    return args.func(args)
+    with log_to_stderr(args.verbose):
+        return args.func(args)
 
 
 if __name__ == "__main__":

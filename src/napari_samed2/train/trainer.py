@@ -8,6 +8,7 @@ the same weights as an uninterrupted one. A JSON-lines log (``log.jsonl``) is wr
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pickle
 import time
@@ -35,6 +36,8 @@ from ..model.safe_config import check_network_config
 from .clips import DEFAULT_MIX, ClipSampler
 from .losses import LossWeights
 from .tracking import PromptSettings, track_clip
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "last.pt"
 LOG_NAME = "log.jsonl"
@@ -219,6 +222,17 @@ def train(
         event_focus=settings.event_focus,
     )
     end = settings.steps if stop_after is None else min(settings.steps, start + stop_after)
+    logger.info(
+        "training started: steps %d to %d of %d on %s, batch %d x %d frames, run dir %s%s",
+        start,
+        end,
+        settings.steps,
+        target,
+        settings.batch_size,
+        settings.num_frames,
+        run_dir,
+        " (resumed)" if start else "",
+    )
     net.train()
     bar = tqdm(total=settings.steps, initial=start, disable=not progress, desc="train")
     losses: dict[str, float] = {}
@@ -262,6 +276,14 @@ def train(
         done = step + 1
         if done % settings.log_every == 0 or done == end:
             _append_log(run_dir, done, wall + time.perf_counter() - began, window)
+            logger.info(
+                "step %d/%d: loss %.4f (mean of the last %d steps), lr %.2e",
+                done,
+                settings.steps,
+                float(np.mean([w["total"] for w in window])),
+                len(window),
+                losses["lr"],
+            )
             window = []
         if done % settings.checkpoint_every == 0 or done == end:
             _save_state(
@@ -269,6 +291,13 @@ def train(
             )
     bar.close()
     net.eval()
+    logger.info(
+        "training stopped at step %d of %d after %.1f s (%.1f s in all)",
+        end,
+        settings.steps,
+        time.perf_counter() - began,
+        wall + time.perf_counter() - began,
+    )
     return TrainResult(net, end, wall + time.perf_counter() - began, losses)
 
 
