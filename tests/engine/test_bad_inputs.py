@@ -106,8 +106,8 @@ BAD_BOXES = [
     ((100, 100, 120, 130), "lies outside the frame of shape (64, 80); accepted: boxes that"),
     ((64, 10, 70, 20), "lies outside the frame of shape (64, 80)"),  # below the last row
     ((-20, -20, 0, 10), "lies outside the frame of shape (64, 80)"),  # above the first row
-    ((10, -30, 20, -1), "lies outside the frame of shape (64, 80)"),
-    ((30, 30, 10, 50), "must have row1 > row0 and col1 > col0"),
+    ((10, -30, 20, -1), "lies outside the frame of shape (64, 80); accepted: boxes that"),
+    ((30, 30, 10, 50), "row1 > row0 and col1 > col0 (corners as (top, left, bottom, right))"),
     ((1, 2, 3), "box must be 4 finite numbers (row0, col0, row1, col1)"),
     ((1, 2, np.nan, 4), "box must be 4 finite numbers"),
     ((1, 2, np.inf, 4), "box must be 4 finite numbers"),
