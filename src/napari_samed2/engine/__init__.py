@@ -5,8 +5,10 @@ from .errors import (
     BankError,
     EngineError,
     FrameDataError,
+    NoPromptError,
     PromptError,
     PropagationError,
+    SessionBusyError,
     UnsafeBankError,
 )
 from .features import FeatureCache, FrameEncoder, FrameFeatures
@@ -32,9 +34,11 @@ __all__ = [
     "LongTermBank",
     "MemorySettings",
     "ModelInput",
+    "NoPromptError",
     "PromptError",
     "PropagationError",
     "PropagationSession",
+    "SessionBusyError",
     "SessionSettings",
     "UnsafeBankError",
     "frame_order",

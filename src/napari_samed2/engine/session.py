@@ -515,6 +515,18 @@ class PropagationSession:
             Checked before each frame; propagation stops when it returns True. Closing the
             generator works too. Either way the session stays consistent: every yielded frame
             is fully stored and a later call can resume (e.g. ``start=session.last_frame + 1``).
+
+        Raises
+        ------
+        SessionBusyError
+            When another propagation of this session is running. From its first frame until
+            it ends (finished, cancelled, closed or failed) the returned generator is the
+            session's only writer: prompts, corrections, `remove_object`, `reset` and other
+            propagations raise `SessionBusyError` meanwhile, from any thread.
+        NoPromptError
+            When no object has a prompt yet.
+        PropagationError
+            For a bad direction, start or stop.
         """
         if self._writer.locked():
             raise self._busy_error("propagate")
