@@ -426,9 +426,11 @@ class PropagationSession:
         selective mode, a long-term bank entry; later propagation uses it.
 
         An empty ``mask`` means "the object is absent on this frame" (it has ended, left the
-        view or is hidden): the frame is stored as a confident memory of absence (sam2's
-        object-score says "not there" and its pointer is the no-object pointer), which steers
-        the following frames towards predicting the object absent too.
+        view or is hidden): the frame is stored as a confidence-1.0 memory of an empty mask
+        (sam2 uses a mask prompt as the output, so its object score says "absent" and the
+        object pointer is the no-object one), and the following frames are steered towards
+        predicting the object absent too. To make it reappear later, prompt or correct a
+        frame where it is present.
 
         ``obj_id`` must be an object of this session (prompted with `add_points`, `add_box`
         or `add_mask`); a correction cannot start a new object.
