@@ -231,6 +231,11 @@ def test_an_empty_correction_teaches_the_model_that_the_object_is_absent(nano, m
         assert (entry.frame, entry.obj_id, entry.confidence) == (end + 1, 1, 1.0)
         assert bool(entry.features.float().isfinite().all())
 
+    # a later correction with the object present brings it back from there on
+    session.correct(12, 1, DISK)
+    results = list(session.propagate("forward", start=12))
+    assert all(iou(r.masks[1], DISK) > 0.6 for r in results)
+
 
 def test_error_classes_derive_from_the_builtins_that_describe_them(small_net):
     assert issubclass(PromptError, ValueError) and issubclass(FrameDataError, ValueError)
