@@ -52,3 +52,28 @@ def video():
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+@pytest.fixture(scope="session")
+def nano():
+    """The embedded trained nano model (CPU): masks that follow what is in the image."""
+    from napari_samed2.model import load_model
+
+    return load_model("samed2-nano", device="cpu")
+
+
+def disk_that_ends(frames: int = 16, end: int = 7, again: int = 10, seed: int = 0):
+    """uint8 ``(frames, 64, 80)``: a bright disk on noise on frames ``0..end``, nothing on
+    the frames between, and a look-alike disk at the same place from ``again`` on (another
+    object: the tracked one has ended). Returns the stack and the first object's masks."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:64, :80]
+    disk = (yy - 32) ** 2 + (xx - 40) ** 2 < 10**2
+    images = []
+    for t in range(frames):
+        image = rng.normal(60, 15, (64, 80))
+        if t <= end or t >= again:
+            image[disk] += 120
+        images.append(np.clip(image, 0, 255).astype(np.uint8))
+    masks = np.stack([disk & (t <= end) for t in range(frames)])
+    return np.stack(images), masks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -103,8 +104,11 @@ def test_constant_and_all_nan_frames_warn_and_segment(small_net):
     with pytest.warns(ConstantFrameWarning) as record:
         session.add_points(0, 1, [[32, 20]], [1])  # encodes the pair (0, 1)
         results = list(session.propagate("forward"))
-    messages = " ".join(str(w.message) for w in record)
-    assert "frame 1 is constant" in messages and "frame 2 is all NaN" in messages
+    blank = [w for w in record if issubclass(w.category, ConstantFrameWarning)]
+    assert len(blank) == 1  # one warning for the session, naming both frames
+    assert "2 frames are blank" in str(blank[0].message)
+    assert "frames 1-2" in str(blank[0].message)
+    assert session.frames.constant_frames == {1: "constant (7.0)", 2: "all NaN"}
     assert [r.frame for r in results] == [0, 1, 2, 3]
     assert all(r.masks[1].shape == (64, 80) for r in results)
 
@@ -145,3 +149,100 @@ def test_value_range_replaces_the_estimated_scaling_and_is_checked():
     assert fixed.scaled(1).max() == pytest.approx(0.5)
     with pytest.raises(FrameDataError, match="value_range"):
         FrameSource(data, value_range=(5.0, float("nan")))
+
+
+def test_blank_frames_give_one_warning_per_session_naming_how_many(small_net):
+    """A stack of 40 frames of which 30 are blank (an MRI volume's empty slices): one
+    ConstantFrameWarning for the session, naming 30, however many runs."""
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 255, (40, 64, 80), dtype=np.uint8)
+    data[:15] = 0
+    data[25:] = 7
+    session = PropagationSession(small_net, data)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        session.add_points(20, 1, [[32, 40]], [1])
+        results = list(session.propagate("both"))
+        results += list(session.propagate("forward", start=20))  # met again: no new warning
+    blank = [w for w in record if issubclass(w.category, ConstantFrameWarning)]
+    assert len(blank) == 1
+    message = str(blank[0].message)
+    assert "30 frames are blank (constant or all NaN)" in message
+    assert "frames 0-14, 25-39" in message and "(of 40)" in message
+    assert len(results) == 40 + 20 and all(r.masks[1].shape == (64, 80) for r in results)
+    assert session.add_points(5, 2, [[10, 10]], [1]).masks[2].shape == (64, 80)
+    assert len(session.frames.constant_frames) == 30
+
+
+def test_a_prompt_on_a_blank_frame_warns_at_once(small_net):
+    data = np.random.default_rng(4).integers(0, 255, (6, 64, 80), dtype=np.uint8)
+    data[3] = 0
+    session = PropagationSession(small_net, data)
+    with pytest.warns(ConstantFrameWarning, match="frame is blank.*frame 3 is constant"):
+        session.add_points(3, 1, [[32, 40]], [1])
+
+
+def _pyramid(tmp_path, stack: np.ndarray, levels: int = 3):
+    """A real multiscale zarr on disk: level i is ``stack`` downsampled 2**i in Y and X."""
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "pyramid.zarr"), mode="w")
+    arrays = []
+    for level in range(levels):
+        step = 2**level
+        data = stack[..., ::step, ::step]
+        array = group.create_array(
+            str(level), shape=data.shape, chunks=(1, *data.shape[1:]), dtype=data.dtype
+        )
+        array[:] = data
+        arrays.append(array)
+    reopened = zarr.open_group(str(tmp_path / "pyramid.zarr"), mode="r")
+    return [reopened[str(level)] for level in range(levels)]
+
+
+def test_a_multiscale_zarr_is_segmented_on_level_0(small_net, video, tmp_path):
+    frames, _ = video
+    pyramid = _pyramid(tmp_path, frames)
+    on_pyramid = PropagationSession(small_net, pyramid)
+    on_array = PropagationSession(small_net, frames)
+    assert on_pyramid.frame_shape == frames.shape[1:] and on_pyramid.num_frames == len(frames)
+    for session in (on_pyramid, on_array):
+        session.add_points(0, 1, [[32, 20]], [1])
+    pairs = zip(on_pyramid.propagate(), on_array.propagate(), strict=True)
+    for from_pyramid, from_array in pairs:
+        assert from_pyramid.frame == from_array.frame
+        np.testing.assert_array_equal(from_pyramid.masks[1], from_array.masks[1])
+
+
+def test_a_pyramid_is_read_one_frame_of_level_0_at_a_time():
+    class CountingArray:
+        def __init__(self, array):
+            self.array, self.reads = array, []
+            self.shape, self.dtype = array.shape, array.dtype
+
+        def __getitem__(self, index):
+            self.reads.append(index)
+            return self.array[index]
+
+    levels = [CountingArray(np.zeros((50, 64 // 2**i, 64 // 2**i), np.uint16)) for i in range(3)]
+    source = FrameSource(levels, 0)
+    assert source.frame_shape == (64, 64) and source.num_frames == 50
+    source.model_input(7, SAM2_INPUT)
+    assert levels[0].reads and all(isinstance(index[0], int) for index in levels[0].reads)
+    assert levels[1].reads == [] and levels[2].reads == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([np.zeros((4, 30, 40)), np.zeros((4, 30, 40))], "not a multiscale pyramid: level 1"),
+        ([np.zeros((4, 15, 20)), np.zeros((4, 30, 40))], "(4, 30, 40) is not smaller than"),
+        ([np.zeros((4, 30, 40)), np.zeros((30, 40))], "not a multiscale pyramid"),
+        ([np.zeros((4, 30, 40)), "level"], "item 1 is a str, not an array"),
+        ([], "data is an empty list"),
+    ],
+)
+def test_a_list_that_is_not_a_pyramid_is_refused(data, message):
+    with pytest.raises(FrameDataError, match=re.escape(message)) as error:
+        FrameSource(data, 0)
+    assert "accepted: an array (numpy, dask or zarr) or a multiscale pyramid" in str(error.value)

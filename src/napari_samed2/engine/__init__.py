@@ -6,8 +6,10 @@ from .errors import (
     BankFileNotFoundError,
     EngineError,
     FrameDataError,
+    NoPromptError,
     PromptError,
     PropagationError,
+    SessionBusyError,
     UnsafeBankError,
 )
 from .features import FeatureCache, FrameEncoder, FrameFeatures
@@ -34,9 +36,11 @@ __all__ = [
     "LongTermBank",
     "MemorySettings",
     "ModelInput",
+    "NoPromptError",
     "PromptError",
     "PropagationError",
     "PropagationSession",
+    "SessionBusyError",
     "SessionSettings",
     "UnsafeBankError",
     "frame_order",

@@ -27,3 +27,15 @@ class BankFileNotFoundError(BankError, FileNotFoundError):
 
 class UnsafeBankError(BankError):
     """A bank file whose pickle would run code or build objects other than tensors."""
+
+
+class NoPromptError(PropagationError, RuntimeError):
+    """A propagate call on a session with no prompted object yet (a state, not a bad value)."""
+
+
+class SessionBusyError(EngineError, RuntimeError):
+    """A call that changes a session while one of its propagations is running.
+
+    A session has one writer at a time: prompts, corrections, removals, resets and a second
+    propagation wait until the running propagation ends (or is stopped).
+    """

@@ -4,11 +4,12 @@ A `FrameSource` reads one frame at a time from numpy, dask or zarr arrays (never
 stack), scales intensities robustly once per stack, and turns a frame into the model's input
 tensor. For uint8 data it reproduces sam2's own video preprocessing exactly (PIL resize of the
 RGB image, divide by 255, mean/std), so that ``memory="sam2"`` matches `SAM2VideoPredictor`.
+Multiscale (pyramid) images are segmented on their full-resolution level.
 """
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import FrameDataError
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_FRAMES = 16  # frames read to estimate the intensity percentiles
 SAMPLE_PIXELS = 256 * 256  # pixels per sampled frame (strided), so estimation stays cheap
@@ -33,7 +36,58 @@ class ModelInput:
 
 
 class ConstantFrameWarning(UserWarning):
-    """A frame (or the whole stack) has no contrast: it is segmented as a black image."""
+    """Frames without contrast (constant or all NaN): they are segmented as blank images.
+
+    A `PropagationSession` gives it once, naming how many frames it met (`FrameSource` only
+    records them in ``constant_frames``).
+    """
+
+
+def full_resolution(data):
+    """The full-resolution level of a multiscale (pyramid) image; any other data as is.
+
+    A pyramid is a list or tuple of arrays, largest first (a napari multiscale layer's
+    ``data``, OME-Zarr's datasets), each level no larger than the one before on every axis
+    and smaller on at least one. Only level 0's shape is read here, no pixels.
+
+    Raises
+    ------
+    FrameDataError
+        For a sequence that is not such a pyramid (e.g. a list of frames of one size).
+    """
+    if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
+        return data
+    levels = list(data)
+    accepted = (
+        "accepted: an array (numpy, dask or zarr) or a multiscale pyramid, a list of arrays "
+        "whose shapes shrink from the first (full resolution) to the last"
+    )
+    if not levels:
+        raise FrameDataError(f"data is an empty {type(data).__name__}; {accepted}")
+    for index, level in enumerate(levels):
+        if not hasattr(level, "shape") or not hasattr(level, "__getitem__"):
+            raise FrameDataError(
+                f"data is a {type(data).__name__} whose item {index} is a "
+                f"{type(level).__name__}, not an array; {accepted}"
+            )
+    shapes = [tuple(int(n) for n in level.shape) for level in levels]
+    for index in range(1, len(shapes)):
+        before, after = shapes[index - 1], shapes[index]
+        shrinks = (
+            len(after) == len(before)
+            and all(a <= b for a, b in zip(after, before, strict=True))
+            and after != before
+        )
+        if not shrinks:
+            raise FrameDataError(
+                f"data is a {type(data).__name__} of {len(shapes)} arrays with shapes "
+                f"{shapes}, not a multiscale pyramid: level {index} {after} is not smaller "
+                f"than level {index - 1} {before}; {accepted} (to segment a list of frames, "
+                "np.stack them)"
+            )
+    if len(shapes) > 1:
+        logger.info("multiscale image %s: segmenting level 0", shapes)
+    return levels[0]
 
 
 class FrameSource:
@@ -41,9 +95,11 @@ class FrameSource:
 
     Parameters
     ----------
-    data : array-like
+    data : array-like or sequence of array-like
         numpy, dask or zarr array; YX, YXC (C = 3 or 4), ZYX/TYX, TYXC, or 4-D/5-D stacks
-        such as TZYX(C). The last two non-channel axes are rows and columns.
+        such as TZYX(C). The last two non-channel axes are rows and columns. A multiscale
+        pyramid (list of arrays, largest first) is read from its full-resolution level
+        (`full_resolution`), lazily like any array.
     axis : int
         Propagation axis, an index into ``data``'s axes (negative counts from the end). It must
         not be a row, column or channel axis. Ignored for a single 2-D image (one frame).
@@ -75,6 +131,7 @@ class FrameSource:
         region: Sequence[int] | None = None,
         value_range: tuple[float, float] | None = None,
     ):
+        data = full_resolution(data)
         shape = tuple(int(n) for n in getattr(data, "shape", ()))
         dtype = np.dtype(getattr(data, "dtype", np.float64))
         ndim = len(shape)
@@ -151,6 +208,9 @@ class FrameSource:
             if not (np.isfinite(low) and np.isfinite(high) and high >= low):
                 raise FrameDataError(f"value_range must be finite (low, high), got {value_range}")
             self._range = (low, high)
+        # frame -> why it has no contrast; filled as frames are read (by several threads when
+        # prefetching: dict assignment is atomic, readers copy it)
+        self._constant: dict[int, str] = {}
 
     def __len__(self) -> int:
         return self.num_frames
@@ -190,11 +250,7 @@ class FrameSource:
                 samples.append(values[np.isfinite(values)])
             values = np.concatenate(samples) if samples else np.zeros(0)
             if values.size == 0:
-                warnings.warn(
-                    "every sampled pixel is NaN or infinite; frames are segmented as black",
-                    ConstantFrameWarning,
-                    stacklevel=2,
-                )
+                # frames are blank: each is noted as all NaN when read, and a session warns
                 self._range = (0.0, 1.0)
             else:
                 low, high = np.percentile(values, self._percentiles)
@@ -221,18 +277,22 @@ class FrameSource:
             else:
                 values = np.zeros_like(values)
             values = np.nan_to_num(np.clip(values, 0.0, 1.0), nan=0.0).astype(np.float32)
-        self._warn_if_constant(frame, raw)
+        self._note_if_constant(frame, raw)
         return _to_rgb(values)
 
-    def _warn_if_constant(self, frame: int, raw: np.ndarray) -> None:
+    @property
+    def constant_frames(self) -> dict[int, str]:
+        """Frames read so far that have no contrast, to why: ``"all NaN"`` or
+        ``"constant (value)"``. They are segmented as blank images."""
+        return dict(sorted(dict(self._constant).items()))
+
+    def _note_if_constant(self, frame: int, raw: np.ndarray) -> None:
+        # recorded, not warned: a session warns once for all of them (a volume can have
+        # hundreds of blank slices)
         finite = raw[np.isfinite(raw)] if raw.dtype.kind == "f" else raw
         if finite.size == 0 or finite.min() == finite.max():
-            kind = "all NaN" if finite.size == 0 else f"constant ({finite.flat[0]})"
-            warnings.warn(
-                f"frame {frame} is {kind}; it is segmented as a blank image",
-                ConstantFrameWarning,
-                stacklevel=3,
-            )
+            why = "all NaN" if finite.size == 0 else f"constant ({finite.flat[0]})"
+            self._constant[frame] = why
 
     # -- model input -----------------------------------------------------------------------
 
@@ -246,7 +306,7 @@ class FrameSource:
         size = spec.image_size
         if self.dtype == np.uint8:
             raw = self.read(frame)
-            self._warn_if_constant(frame, raw)
+            self._note_if_constant(frame, raw)
             image = Image.fromarray(_to_rgb(raw)).resize((size, size))
             array = np.asarray(image) / 255.0
             tensor = torch.from_numpy(array).permute(2, 0, 1).float()

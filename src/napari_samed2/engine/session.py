@@ -10,7 +10,11 @@ of mask memories, same object pointers), which the tests check mask for mask.
 
 from __future__ import annotations
 
+import functools
+import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -21,11 +25,12 @@ from sam2.utils.misc import concat_points
 from ..model import LoadedModel, has_temporal_adapter, with_click_seed
 from ..model.registry import IMAGENET_MEAN, IMAGENET_STD
 from .connectivity import keep_connected
-from .errors import PromptError, PropagationError
+from .errors import NoPromptError, PromptError, PropagationError, SessionBusyError
 from .features import CacheView, FeatureCache, FrameEncoder
 from .frames import (
     ZOOM_CONTEXT,
     ZOOM_MIN_SIZE,
+    ConstantFrameWarning,
     FrameSource,
     ModelInput,
     zoom_region,
@@ -34,7 +39,15 @@ from .frames import (
 from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
 from .motion import object_shift, shift_logits
 from .overlaps import resolve_overlaps
-from .prompts import check_frame, check_obj, check_points, mask_inputs, point_inputs
+from .prompts import (
+    check_box,
+    check_frame,
+    check_mask,
+    check_obj,
+    check_points,
+    mask_inputs,
+    point_inputs,
+)
 from .results import FrameResult, frame_order, frames_total
 from .run_log import logged_run
 from .settings import MEMORY_MODES, SessionSettings
@@ -42,6 +55,18 @@ from .tracking import FrameTracker, ObjectTrack
 
 MASK_LOGIT_CLAMP = 32.0  # sam2 clamps previous logits fed back with new clicks
 FLIPS = ((0,), (1,), (0, 1))  # up-down, left-right, both (`flip_average`)
+
+
+def _one_writer(method):
+    """Run a method that changes the session only while nothing else changes it (a running
+    propagation above all); otherwise raise `SessionBusyError`."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        with self._writing(method.__name__):
+            return method(self, *args, **kwargs)
+
+    return guarded
 
 
 class PropagationSession:
@@ -158,6 +183,8 @@ class PropagationSession:
         self._model = model
         self._flipped: dict[tuple[int, ...], PropagationSession] | None = None
         self._source = {"data": data, "axis": axis, "rgb": rgb, "position": position}
+        self._frame_sources: list[FrameSource] = []  # the session's and the zooms'
+        self._constant_reported = False  # ConstantFrameWarning is given once per session
         self.frames = self._frame_source(region)
         self.cache = FeatureCache(self.settings.cache_bytes)
         self.encoder = self._frame_encoder(self.frames, self.cache)
@@ -178,6 +205,9 @@ class PropagationSession:
         full_view = tuple(self.frames.region) == (0, 0, *self.frame_shape)
         self.flip_average = bool(flip_average) and self.num_frames == 1 and not zoom and full_view
         self.last_frame: int | None = None  # last frame a propagate call finished
+        # one writer at a time: an open propagate() generator holds it until it ends
+        self._writer = threading.Lock()
+        self._writer_call: str | None = None
 
     # -- facts about the stack -----------------------------------------------------------------
 
@@ -229,7 +259,7 @@ class PropagationSession:
 
     def _frame_source(self, region, value_range=None) -> FrameSource:
         source = self._source
-        return FrameSource(
+        frames = FrameSource(
             source["data"],
             source["axis"],
             rgb=source["rgb"],
@@ -238,6 +268,8 @@ class PropagationSession:
             region=region,
             value_range=value_range,
         )
+        self._frame_sources.append(frames)
+        return frames
 
     def _frame_encoder(self, frames: FrameSource, cache) -> FrameEncoder:
         return FrameEncoder(
@@ -269,6 +301,7 @@ class PropagationSession:
 
     # -- prompts -------------------------------------------------------------------------------
 
+    @_one_writer
     def add_points(
         self,
         frame: int,
@@ -320,19 +353,17 @@ class PropagationSession:
             return self.results[frame]
         return result
 
+    @_one_writer
     def add_box(self, frame: int, obj_id: int, box, points=None, labels=None) -> FrameResult:
         """Segment ``obj_id`` on ``frame`` from a box ``(row0, col0, row1, col1)`` (pixels),
-        optionally with clicks (``points``/``labels`` as in `add_points`)."""
+        optionally with clicks (``points``/``labels`` as in `add_points`).
+
+        A box partly outside the frame is clipped to it; a box with zero area or wholly
+        outside the frame raises `PromptError`.
+        """
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
-        box = np.asarray(box, dtype=np.float64).reshape(-1)
-        if box.shape != (4,) or not np.all(np.isfinite(box)):
-            raise PromptError(f"box must be 4 finite numbers (row0, col0, row1, col1), got {box}")
-        row0, col0, row1, col1 = box
+        row0, col0, row1, col1 = check_box(box, self.frame_shape)
         rows, cols = self.frame_shape
-        if not (row1 > row0 and col1 > col0):
-            raise PromptError(f"box {tuple(box)} must have row1 > row0 and col1 > col0")
-        if row1 < 0 or col1 < 0 or row0 > rows or col0 > cols:
-            raise PromptError(f"box {tuple(box)} lies outside the frame of shape {(rows, cols)}")
         extra = extra_labels = None
         if points is not None or labels is not None:
             extra, extra_labels = self._check_points(points, labels, obj_id)
@@ -366,9 +397,19 @@ class PropagationSession:
             return self.results[frame]
         return result
 
+    @_one_writer
     def add_mask(self, frame: int, obj_id: int, mask) -> FrameResult:
-        """Give ``obj_id``'s mask on ``frame`` (``frame_shape``, nonzero = object)."""
+        """Give ``obj_id``'s mask on ``frame`` (``frame_shape``, nonzero = object).
+
+        The mask must not be empty: an empty mask cannot show the model an object. To say
+        that a tracked object is absent on a frame, use `correct` with an empty mask.
+        """
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
+        if not check_mask(mask, self.frame_shape).any():
+            raise PromptError(
+                f"the mask for object {obj_id} on frame {frame} is empty: an empty mask cannot "
+                "prompt an object; to say the object is absent on this frame use correct()"
+            )
         result = self._prompt_with_mask(frame, obj_id, mask, correction=False)
         if self.flip_average:
             array = np.asarray(mask)
@@ -378,15 +419,32 @@ class PropagationSession:
             return self.results[frame]
         return result
 
+    @_one_writer
     def correct(self, frame: int, obj_id: int, mask) -> FrameResult:
         """Replace ``obj_id``'s mask on ``frame`` with the user's fix.
 
         The fix becomes a conditioning frame with confidence 1.0 (both memory modes) and, in
         selective mode, a long-term bank entry; later propagation uses it.
+
+        An empty ``mask`` means "the object is absent on this frame" (it has ended, left the
+        view or is hidden): the frame is stored as a confidence-1.0 memory of an empty mask
+        (sam2 uses a mask prompt as the output, so its object score says "absent" and the
+        object pointer is the no-object one), and the following frames are steered towards
+        predicting the object absent too. To make it reappear later, prompt or correct a
+        frame where it is present.
+
+        ``obj_id`` must be an object of this session (prompted with `add_points`, `add_box`
+        or `add_mask`); a correction cannot start a new object.
         """
         frame, obj_id = self._check_frame(frame), self._check_obj(obj_id)
+        if obj_id not in self._tracks:
+            raise PromptError(
+                f"object {obj_id} is not in this session, so it cannot be corrected; objects: "
+                f"{self.object_ids} (start a new object with add_points, add_box or add_mask)"
+            )
         return self._prompt_with_mask(frame, obj_id, mask, correction=True)
 
+    @_one_writer
     def remove_object(self, obj_id: int) -> None:
         """Forget ``obj_id``: prompts, memories, results and the bank entries it made here."""
         track = self._tracks.pop(obj_id, None)
@@ -408,6 +466,7 @@ class PropagationSession:
             elif had_it:
                 self._resolve_overlaps(frame)  # the others get back what it had won
 
+    @_one_writer
     def reset(self, *, bank: bool = False) -> None:
         """Forget every object, prompt and result (cached features stay: same image).
         ``bank=True`` also empties the long-term bank."""
@@ -424,7 +483,7 @@ class PropagationSession:
     def resolve_start(self, direction: str = "both", start: int | None = None) -> int:
         """The frame a propagate call starts from (``start`` or the prompted frames)."""
         if not self._tracks or not any(t.cond for t in self._tracks.values()):
-            raise PropagationError("no object has a prompt yet; add points, a box or a mask first")
+            raise NoPromptError("no object has a prompt yet; add points, a box or a mask first")
         if start is not None:
             return self._check_frame(start, name="start")
         prompted = [f for t in self._tracks.values() for f in t.cond]
@@ -459,7 +518,21 @@ class PropagationSession:
             Checked before each frame; propagation stops when it returns True. Closing the
             generator works too. Either way the session stays consistent: every yielded frame
             is fully stored and a later call can resume (e.g. ``start=session.last_frame + 1``).
+
+        Raises
+        ------
+        SessionBusyError
+            When another propagation of this session is running. From its first frame until
+            it ends (finished, cancelled, closed or failed) the returned generator is the
+            session's only writer: prompts, corrections, `remove_object`, `reset` and other
+            propagations raise `SessionBusyError` meanwhile, from any thread.
+        NoPromptError
+            When no object has a prompt yet.
+        PropagationError
+            For a bad direction, start or stop.
         """
+        if self._writer.locked():
+            raise self._busy_error("propagate")
         if stop is not None:
             stop = self._check_frame(stop, name="stop")
         begin = self.resolve_start(direction, start)
@@ -467,11 +540,18 @@ class PropagationSession:
             forward, backward = frame_order(direction, begin, stop, self.num_frames)
         except ValueError as error:
             raise PropagationError(str(error)) from error
-        self._encode_pending_memories()
         return self._run(forward, backward, cancel)
 
     @logged_run
     def _run(self, forward, backward, cancel) -> Iterator[FrameResult]:
+        # The generator is the session's writer from its first frame until it ends, is
+        # closed or cancelled, or raises (the ``with`` releases it in every case).
+        with self._writing("propagate"):
+            self._encode_pending_memories()
+            yield from self._track_frames(forward, backward, cancel)
+            self._report_constant_frames()
+
+    def _track_frames(self, forward, backward, cancel) -> Iterator[FrameResult]:
         for frames, reverse in ((forward, False), (backward, True)):
             for position, frame in enumerate(frames):
                 if cancel is not None and cancel():
@@ -483,6 +563,62 @@ class PropagationSession:
                     result = self._track_frame(frame, reverse)
                 self.last_frame = frame
                 yield result
+
+    def _report_constant_frames(self, prompted: int | None = None) -> None:
+        """Warn once per session about blank frames (`ConstantFrameWarning`).
+
+        Called when a propagation run ends, naming every blank frame read so far (the run's
+        and its prompts'), and after a prompt on a frame that is itself blank (the user
+        should know at once). A volume with a hundred empty slices gets one warning, not
+        a hundred.
+        """
+        if self._constant_reported:
+            return
+        blank: dict[int, str] = {}
+        for source in self._frame_sources:
+            blank.update(source.constant_frames)
+        if not blank or (prompted is not None and prompted not in blank):
+            return
+        self._constant_reported = True
+        frames = sorted(blank)
+        first = frames[0]
+        noun = "frame is" if len(frames) == 1 else "frames are"
+        warnings.warn(
+            f"{len(frames)} {noun} blank (constant or all NaN) among the frames read so far "
+            f"(of {self.num_frames}): {_frame_ranges(frames)} (frame {first} is "
+            f"{blank[first]}); they are segmented as blank images. This warning is given "
+            "once per session.",
+            ConstantFrameWarning,
+            stacklevel=3,
+        )
+
+    @contextmanager
+    def _writing(self, call: str):
+        """Hold the session's writer lock for ``call``; `SessionBusyError` when it is held.
+
+        Never waits: a call from the thread that holds an open propagate() generator would
+        wait for ever.
+        """
+        if not self._writer.acquire(blocking=False):
+            raise self._busy_error(call)
+        self._writer_call = call
+        try:
+            yield
+        finally:
+            self._writer_call = None
+            self._writer.release()
+
+    def _busy_error(self, call: str) -> SessionBusyError:
+        holder = self._writer_call
+        if holder in (None, "propagate"):
+            return SessionBusyError(
+                f"{call}() was refused: a propagation of this session is running; stop it "
+                "first (cancel it or close its generator) or let it finish, then call again"
+            )
+        return SessionBusyError(
+            f"{call}() was refused: this session is busy with {holder}() in another thread; "
+            "call again when it has returned"
+        )
 
     # -- internals: one frame --------------------------------------------------------------------
 
@@ -565,7 +701,8 @@ class PropagationSession:
 
     def _prompt_with_mask(self, frame: int, obj_id: int, mask, correction: bool) -> FrameResult:
         region = self.region_of(obj_id)
-        if self.zoom and obj_id not in self._tracks:
+        placed = self.zoom and obj_id not in self._tracks
+        if placed:
             array = np.asarray(mask)
             if array.shape == tuple(self.frame_shape) and array.dtype.kind in "biuf":
                 ys, xs = np.nonzero(array)
@@ -577,9 +714,16 @@ class PropagationSession:
                     self._tracks[obj_id] = ObjectTrack(
                         region=region, encoder=self._encoder_for(region)
                     )
-        return self._prompt(
-            frame, obj_id, mask_inputs=self._mask_inputs(mask, region), correction=correction
-        )
+        prompt = self._mask_inputs(mask, region)
+        if not correction and not prompt.any():
+            if placed:
+                self._tracks.pop(obj_id, None)  # the region just placed for it: no object
+            raise PromptError(
+                f"the mask for object {obj_id} on frame {frame} has no pixel the model can see "
+                f"in the region {region} at its input size {self.net.image_size}; give a "
+                "larger mask or a click"
+            )
+        return self._prompt(frame, obj_id, mask_inputs=prompt, correction=correction)
 
     def _prompt(self, frame, obj_id, point_inputs=None, mask_inputs=None, correction=False):
         track = self._tracks.setdefault(obj_id, ObjectTrack())
@@ -615,6 +759,7 @@ class PropagationSession:
                 prev_logits,
             )
         track.logits[frame] = out["pred_masks"]
+        self._report_constant_frames(prompted=frame)
         if correction:
             out["iou"] = 1.0
         out["maskmem_features"] = None  # encoded before the next propagation (sam2's preflight)
@@ -654,6 +799,8 @@ class PropagationSession:
                 )
                 for flip in FLIPS
             }
+            for other in self._flipped.values():
+                other._constant_reported = True  # the same image: this session warns for it
         track = self._tracks[obj_id]
         logits = [track.logits[0]]
         for flip, other in self._flipped.items():
@@ -866,6 +1013,20 @@ class PropagationSession:
 
     def _mask_inputs(self, mask, region) -> torch.Tensor:
         return mask_inputs(mask, self.frame_shape, region, self.net.image_size, self.device)
+
+
+def _frame_ranges(frames: list[int], most: int = 8) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"frames 0-2, 5, 7-8"`` (at most ``most`` runs listed)."""
+    runs: list[list[int]] = []
+    for frame in frames:
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1][1] = frame
+        else:
+            runs.append([frame, frame])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most]]
+    if len(runs) > most:
+        parts.append("...")
+    return ("frame " if len(frames) == 1 else "frames ") + ", ".join(parts)
 
 
 def _flip_points(coords, flip: tuple[int, ...], frame_shape: tuple[int, int]) -> np.ndarray:

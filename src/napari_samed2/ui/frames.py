@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import dask.array as da
 import numpy as np
+
+from ..engine.frames import full_resolution
 
 TIME_NAMES = ("t", "time", "frame", "frames")
 DEPTH_NAMES = ("z", "depth", "slice", "plane")
@@ -132,12 +135,22 @@ class FrameGeometry:
                 fixed[axis] = int(np.clip(index, 0, shape[axis] - 1))
         return cls(ndim=ndim, frame_axis=frame_axis, fixed=fixed)
 
-    def stack(self, data: np.ndarray) -> np.ndarray:
-        """The frames the engine sees: ``(F, Y, X)`` or ``(F, Y, X, C)`` (F = 1 for 2-D)."""
+    def stack(self, data):
+        """The frames the engine sees: ``(F, Y, X)`` or ``(F, Y, X, C)`` (F = 1 for 2-D).
+
+        ``data`` is an image layer's data: an array (numpy, dask, zarr) or, for a multiscale
+        layer (``layer.multiscale``), its levels, of which the full-resolution one (level 0)
+        is used. Nothing is read here: data other than numpy is cut as a dask array, which
+        the engine reads one frame at a time.
+        """
+        data = full_resolution(data)
+        if not isinstance(data, (np.ndarray, da.Array)):
+            # zarr and other lazy arrays: indexing them directly would read the cut at once
+            data = da.from_array(data, chunks=_native_chunks(data))
         index = tuple(self.fixed.get(axis, slice(None)) for axis in range(self.ndim - 2))
         cut = data[index] if index else data
         if self.frame_axis is None:
-            return np.asarray(cut)[None]
+            return cut[None]
         # after removing the fixed axes, the frame axis is the only leading one left
         return cut
 
@@ -170,3 +183,13 @@ class FrameGeometry:
                 value = self.fixed[axis]
             indices.append(np.full(rows.shape, value, dtype=np.intp))
         return (*indices, rows.astype(np.intp), cols.astype(np.intp))
+
+
+def _native_chunks(data) -> tuple[int, ...] | str:
+    """The array's own chunk shape (a frame read touches only its chunks), else dask's
+    "auto"."""
+    try:
+        chunks = tuple(int(n) for n in data.chunks)
+    except (AttributeError, TypeError, ValueError, NotImplementedError):
+        return "auto"
+    return chunks if len(chunks) == len(data.shape) else "auto"
