@@ -106,6 +106,9 @@ class ModelHistory:
         undo_queue = layer._undo_history
         self._history_queue = undo_queue
         self._current = after
+        # steps undone before this action cannot come back in the model: the action was
+        # built on the state without them (its labels cleared napari's redo queue too)
+        self.steps = [step for step in self.steps if step.status == APPLIED]
         if not undo_queue or not undo_queue[-1]:
             # nothing on the layer to undo: this state can never be taken back
             self.steps.clear()

@@ -8,6 +8,9 @@ confidence. No model code lives here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import napari
 import numpy as np
 from napari.layers import Image, Labels
@@ -80,6 +83,7 @@ class SAMed2Widget(QWidget):
         self._layer_shortcuts: list[tuple[object, dict]] = []
         self._viewer_connected = False
         self._docked = False
+        self._recording = False  # between an action's label writes and its history record
         self._closing_filter: WindowCloseWatcher | None = None
         self._closed = False
         self._connected_labels: set[int] = set()
@@ -542,11 +546,12 @@ class SAMed2Widget(QWidget):
             session.remove_object(obj_id)
         writer = self._writer(state) if state.labels is not None else None
         if writer is not None:
-            writer.erase_object(obj_id)
-            if session is not None:
-                state.history.record(
-                    "object deletion", session, state.labels, before, session.snapshot()
-                )
+            with self._recording_step():
+                writer.erase_object(obj_id)
+                if session is not None:
+                    state.history.record(
+                        "object deletion", session, state.labels, before, session.snapshot()
+                    )
         remove_object_prompts(state.points, state.boxes, obj_id)
         state.results = {frame: r.without(obj_id) for frame, r in state.results.items()}
         state.pending.discard_object(obj_id)
@@ -780,19 +785,20 @@ class SAMed2Widget(QWidget):
         if self._closed:
             return
         labels_kept = state.writer is not None and state.labels is not None
-        if labels_kept:
-            state.writer.end_run()
-        if not self._is_live(state):
-            state.close_session()  # its image was removed mid-run; the worker has left it
-        elif labels_kept and before is not None and run is not None:
-            state.history.record(
-                self._run_kind,
-                run.session,
-                state.labels,
-                before,
-                run.session.snapshot(),
-                self._run_accepted,
-            )
+        with self._recording_step():
+            if labels_kept:
+                state.writer.end_run()
+            if not self._is_live(state):
+                state.close_session()  # its image was removed mid-run; the worker has left it
+            elif labels_kept and before is not None and run is not None:
+                state.history.record(
+                    self._run_kind,
+                    run.session,
+                    state.labels,
+                    before,
+                    run.session.snapshot(),
+                    self._run_accepted,
+                )
         stopped = run is not None and run.stop_requested.is_set()
         frames = run.frames_done if run is not None else 0
         if error is not None:
@@ -863,10 +869,20 @@ class SAMed2Widget(QWidget):
             return
         self._sync_model(state, force=False)
 
+    @contextmanager
+    def _recording_step(self) -> Iterator[None]:
+        """While an action writes its labels and records itself: the layer's history moves
+        (napari clears its redo queue) before the step is recorded, and must not be synced."""
+        previous, self._recording = self._recording, True
+        try:
+            yield
+        finally:
+            self._recording = previous
+
     def _sync_model(self, state: ImageState, force: bool = True) -> None:
         """Put the session in the state that matches the Labels layer's undo history (after
         a Ctrl-Z or Ctrl-Shift-Z of a run, a correction or an object deletion)."""
-        if state.session is None or self.run is not None:
+        if state.session is None or self.run is not None or self._recording:
             return
         change = state.history.sync(state.session, state.labels, force=force)
         if not change:
