@@ -45,6 +45,11 @@ def masks_of(session, frames, obj_id: int = 1) -> dict[int, np.ndarray]:
     return {f: session.results[f].masks[obj_id].copy() for f in frames}
 
 
+def confidences_of(session, frames, obj_id: int = 1) -> dict[int, float]:
+    # with random weights the masks hardly depend on the memory; the predicted IoU does
+    return {f: session.results[f].iou[obj_id] for f in frames}
+
+
 @pytest.fixture
 def annotator(make_napari_viewer, tiny_model, small_volume, qtbot):
     viewer = make_napari_viewer()
@@ -88,6 +93,7 @@ def test_propagate_undo_propagate_equals_a_fresh_session(
     got, expected = masks_of(session, [0, 1, 2]), masks_of(fresh, [0, 1, 2])
     for frame in (0, 1, 2):
         np.testing.assert_array_equal(got[frame], expected[frame], err_msg=f"frame {frame}")
+    assert confidences_of(session, [0, 1, 2]) == confidences_of(fresh, [0, 1, 2])
     assert sorted(session.results) == [0, 1, 2]
     np.testing.assert_array_equal(labels.data[3:], after_segment[3:])
 
@@ -123,9 +129,7 @@ def test_undo_of_an_accepted_correction_leaves_memory_and_bank_and_redo_restores
 
     ctrl_shift_z(labels)  # redo: the correction is back in memory and bank
     assert session.confirmed_frames == {1: [0, 4]}
-    assert [e.uid for e in session.bank.entries if e.origin == "correction"] == [
-        corrections[0].uid
-    ]
+    assert [e.uid for e in session.bank.entries if e.origin == "correction"] == [corrections[0].uid]
     assert widget.state.pending.frames == {}
     np.testing.assert_array_equal(masks_of(session, range(5, 10))[9], with_fix[9])
 
@@ -139,6 +143,7 @@ def test_undo_of_an_accepted_correction_leaves_memory_and_bank_and_redo_restores
     got, expected = masks_of(session, range(4, 10)), masks_of(fresh, range(4, 10))
     for frame in range(4, 10):
         np.testing.assert_array_equal(got[frame], expected[frame], err_msg=f"frame {frame}")
+    assert confidences_of(session, range(4, 10)) == confidences_of(fresh, range(4, 10))
 
 
 def test_undo_of_an_object_deletion_brings_the_object_back_to_the_model(annotator, qtbot):
@@ -209,6 +214,11 @@ def test_controls_that_change_the_session_are_disabled_during_a_run(annotator, q
         widget.set_gate_threshold(0.9)
         assert (session.connected, session.motion) == (True, False)
         assert session.settings.memory.gate_threshold == 0.0
+        labels = widget.state.labels
+        before = labels.data.copy()
+        ctrl_z_during_run = labels.keymap[coerce_keybinding("Control-Z")]  # the layer's own
+        ctrl_z_during_run(labels)
+        np.testing.assert_array_equal(labels.data, before)  # the segment was not undone
         if ending == "stopped":
             widget.stop()
         release.set()
@@ -220,6 +230,7 @@ def test_controls_that_change_the_session_are_disabled_during_a_run(annotator, q
     ]
     assert disabled == [], f"still disabled after the run: {disabled}"
     assert not widget.stop_button.isEnabled()
+    assert coerce_keybinding("Control-Z") not in labels.keymap, "napari's Ctrl-Z is back"
 
 
 # -- removing the image during a run -------------------------------------------------------------

@@ -32,6 +32,13 @@ POINTS_SHORTCUTS: dict[str, tuple[str, str]] = {
     "t": ("_toggle_sign", "toggle the sign (+/−) of new points"),
 }
 
+# bound on the Labels layer while a run writes into it: an undo then would pull the labels
+# from under the run (napari's own Ctrl-Z works again when the run ends)
+RUN_UNDO_GUARD: dict[str, tuple[str, str]] = {
+    "Control-Z": ("_undo_during_run", "undo (waits for the running job)"),
+    "Control-Shift-Z": ("_undo_during_run", "redo (waits for the running job)"),
+}
+
 _OURS = "_napari_samed2_shortcut"  # marks our handlers, so a later widget may replace them
 
 

@@ -41,7 +41,7 @@ from .prompt_layers import (
     toggle_sign,
 )
 from .runner import Call, EngineRun, Segment, WindowCloseWatcher
-from .shortcuts import POINTS_SHORTCUTS, bind_shortcuts, unbind_shortcuts
+from .shortcuts import POINTS_SHORTCUTS, RUN_UNDO_GUARD, bind_shortcuts, unbind_shortcuts
 
 
 class SAMed2Widget(QWidget):
@@ -83,6 +83,7 @@ class SAMed2Widget(QWidget):
         self._layer_shortcuts: list[tuple[object, dict]] = []
         self._viewer_connected = False
         self._docked = False
+        self._undo_guard: tuple[object, dict] | None = None  # Ctrl-Z held during a run
         self._recording = False  # between an action's label writes and its history record
         self._closing_filter: WindowCloseWatcher | None = None
         self._closed = False
@@ -718,6 +719,7 @@ class SAMed2Widget(QWidget):
         self._run_state = state
         self._run_before = state.session.snapshot()
         self._run_accepted = tuple(accepted)
+        self._undo_guard = (state.labels, bind_shortcuts(state.labels, self, RUN_UNDO_GUARD))
         total = self._expected_frames(state, steps)
         self._run_progress = progress(total=total, desc=f"SAMed-2: {kind}")
         self.run = EngineRun(
@@ -782,6 +784,9 @@ class SAMed2Widget(QWidget):
             self._run_progress.close()
             self._run_progress = None
         before, self._run_before, self._run_state = self._run_before, None, None
+        if self._undo_guard is not None:
+            unbind_shortcuts(*self._undo_guard)
+            self._undo_guard = None
         if self._closed:
             return
         labels_kept = state.writer is not None and state.labels is not None
@@ -868,6 +873,9 @@ class SAMed2Widget(QWidget):
         if state.writer is not None and state.writer.writing:
             return
         self._sync_model(state, force=False)
+
+    def _undo_during_run(self) -> None:
+        show_info("Wait for the running job to finish, or stop it (⇧X), before undoing.")
 
     @contextmanager
     def _recording_step(self) -> Iterator[None]:
