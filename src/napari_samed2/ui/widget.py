@@ -4,6 +4,12 @@ The widget is glue: prompts come from napari layers (`prompt_layers`), the engin
 work in a thread worker (`runner`), masks go into the Labels layer through `LabelsWriter`
 (one undo step per run), and the confidence strip shows the selected object's per-frame
 confidence. No model code lives here.
+
+One writer at a time: while a run works on a session, every control that would change that
+session is disabled (and Ctrl-Z on its Labels layer waits). Undo reaches the model: each run,
+accepted correction and object deletion is paired with its Labels undo step
+(`model_history`), and undoing or redoing that step puts the session back in the matching
+state.
 """
 
 from __future__ import annotations
