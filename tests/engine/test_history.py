@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_samed2.engine import MemorySettings, PropagationSession, SessionSettings
 
@@ -112,3 +113,13 @@ def test_restore_covers_the_flip_averaging_sessions_of_a_2d_image(small_net, vid
     assert all(other.object_ids == [] for other in session._flipped.values())
     again = session.add_points(0, 1, [[32, 20]], [1])
     np.testing.assert_array_equal(again.masks[1], first_mask)
+
+
+def test_a_snapshot_restores_only_into_its_own_session(small_net, video):
+    frames, _ = video
+    session, other = _session(small_net, frames), _session(small_net, frames)
+    session.add_points(1, 1, [[32, 28]], [1])
+    snapshot = session.snapshot()
+    with pytest.raises(ValueError, match="another PropagationSession"):
+        other.restore(snapshot)
+    assert other.object_ids == [] and session.object_ids == [1]

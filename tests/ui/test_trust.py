@@ -77,11 +77,14 @@ def test_propagate_undo_propagate_equals_a_fresh_session(
     run(qtbot, widget, widget.propagate_forward)
     session, labels = widget.state.session, widget.state.labels
     assert sorted(session.results) == list(range(2, 10))
+    labels.visible = labels_visible  # hidden: the undo fires no event, the next action syncs
     ctrl_z(labels)  # the propagation
-    labels.visible = labels_visible  # hidden: no redraw event, the next action syncs
+    np.testing.assert_array_equal(labels.data, after_segment)
     if labels_visible:
         assert sorted(session.results) == [2], "the model follows the undo at once"
         assert sorted(widget.confidence.track.confidence) == [2]
+    else:
+        assert sorted(session.results) == list(range(2, 10)), "no event, no sync yet"
 
     widget.go_to_frame(2)
     run(qtbot, widget, widget.propagate_backward)  # frames 2, 1, 0

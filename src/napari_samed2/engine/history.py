@@ -15,6 +15,7 @@ snapshot saw are).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,8 @@ class SessionSnapshot:
         The bank's entries then.
     flipped : dict or None
         Snapshots of the flip-averaging sessions of a 2-D image (None: none existed).
+    owner : weakref to PropagationSession
+        The session it was taken from (the only one it can be restored into).
     """
 
     tracks: dict[int, ObjectTrack]
@@ -52,6 +55,7 @@ class SessionSnapshot:
     bank: LongTermBank
     bank_entries: tuple[BankEntry, ...]
     flipped: dict[tuple[int, ...], SessionSnapshot] | None
+    owner: weakref.ref
 
     @property
     def object_ids(self) -> list[int]:
@@ -76,6 +80,7 @@ def take_snapshot(session: PropagationSession) -> SessionSnapshot:
         flipped=None
         if flipped is None
         else {flip: take_snapshot(other) for flip, other in flipped.items()},
+        owner=weakref.ref(session),
     )
 
 
@@ -86,7 +91,18 @@ def restore_snapshot(session: PropagationSession, snapshot: SessionSnapshot) -> 
     restored again, e.g. undo, redo, undo. The bank the snapshot saw gets its entries back
     (its revision moves on when they differ); the session keeps using whichever bank it uses
     now.
+
+    Raises
+    ------
+    ValueError
+        If ``snapshot`` was taken from another session (its tracks hold that session's
+        encoders and regions).
     """
+    if snapshot.owner() is not session:
+        raise ValueError(
+            "this snapshot was taken from another PropagationSession; restore it into the "
+            "session whose snapshot() made it"
+        )
     session._tracks.clear()
     session._tracks.update({obj: _copy_track(t) for obj, t in snapshot.tracks.items()})
     session.results.clear()
