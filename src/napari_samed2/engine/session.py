@@ -36,6 +36,7 @@ from .frames import (
     zoom_region,
     zoom_scales,
 )
+from .history import SessionSnapshot, restore_snapshot, take_snapshot
 from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
 from .motion import object_shift, shift_logits
 from .overlaps import resolve_overlaps
@@ -1013,6 +1014,18 @@ class PropagationSession:
 
     def _mask_inputs(self, mask, region) -> torch.Tensor:
         return mask_inputs(mask, self.frame_shape, region, self.net.image_size, self.device)
+
+    # -- undo (history.py) ---------------------------------------------------------------------
+
+    def snapshot(self) -> SessionSnapshot:
+        """What the session has learned so far (tracks, results, bank entries), by reference,
+        to `restore` later, e.g. when the user undoes a run (`history.take_snapshot`)."""
+        return take_snapshot(self)
+
+    def restore(self, snapshot: SessionSnapshot) -> None:
+        """Go back to ``snapshot`` (from `snapshot`): later prompts, corrections, propagated
+        memories and bank entries are forgotten (`history.restore_snapshot`)."""
+        restore_snapshot(self, snapshot)
 
 
 def _frame_ranges(frames: list[int], most: int = 8) -> str:

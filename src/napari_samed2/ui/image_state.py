@@ -14,6 +14,7 @@ from .confidence_view import ConfidenceTrack
 from .corrections import PendingCorrections
 from .frames import FrameGeometry, axis_kind
 from .labels_writer import LabelsWriter
+from .model_history import ModelHistory
 from .objects import TrackedObject
 
 
@@ -43,6 +44,9 @@ class ImageState:
         User edits not accepted yet.
     memory, gate_threshold
         Memory mode (``"selective"`` or ``"sam2"``) and gate of the next session.
+    history : ModelHistory
+        The session's states paired with the Labels layer's undo steps (undo reaches the
+        model).
     """
 
     image: Image
@@ -62,6 +66,7 @@ class ImageState:
     zoom: bool = False  # each object in its own region (PropagationSession(zoom=True))
     connected: bool = True  # temporal connectivity of propagated masks (PropagationSession)
     motion: bool | None = None  # carried masks follow motion; None: on for a time axis
+    history: ModelHistory = field(default_factory=ModelHistory)
 
     def follows_motion(self) -> bool:
         """Whether sessions of this image move carried masks with the objects: the user's
@@ -85,6 +90,7 @@ class ImageState:
         self.results = {}
         self.pending = PendingCorrections()
         self.writer = None
+        self.history.clear()
 
     def next_object_id(self) -> int:
         """A label id used neither by an object nor by any pixel of the Labels layer."""

@@ -8,12 +8,15 @@ more frame to arrive, and a busy GUI never piles up unwritten results.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QEvent, QObject
+
+logger = logging.getLogger(__name__)
 
 AHEAD = 1
 
@@ -98,33 +101,41 @@ class EngineRun:
 
     def _work(self) -> Iterator[object]:
         try:
-            for step in self.steps:
-                if self.stop_requested.is_set():
-                    return
-                if isinstance(step, Call):
-                    self._credits.acquire()
-                    yield step, step.function()
-                    continue
-                frames = self.session.propagate(
-                    step.direction,
-                    start=step.start,
-                    stop=step.stop,
-                    cancel=self.stop_requested.is_set,
-                )
-                try:
-                    while True:
-                        self._credits.acquire()
-                        if self.stop_requested.is_set():
-                            return
-                        try:
-                            result = next(frames)
-                        except StopIteration:
-                            break
-                        yield step, result
-                finally:
-                    frames.close()  # the engine keeps its session consistent on close
+            yield from self._steps()
+        except Exception as error:
+            # kept here rather than raised: superqt's worker swallows a RuntimeError (and then
+            # never emits "finished"), which would leave the widget waiting forever
+            logger.error("engine run failed: %s", error, exc_info=error)
+            self._error = error
         finally:
             self.ended.set()
+
+    def _steps(self) -> Iterator[object]:
+        for step in self.steps:
+            if self.stop_requested.is_set():
+                return
+            if isinstance(step, Call):
+                self._credits.acquire()
+                yield step, step.function()
+                continue
+            frames = self.session.propagate(
+                step.direction,
+                start=step.start,
+                stop=step.stop,
+                cancel=self.stop_requested.is_set,
+            )
+            try:
+                while True:
+                    self._credits.acquire()
+                    if self.stop_requested.is_set():
+                        return
+                    try:
+                        result = next(frames)
+                    except StopIteration:
+                        break
+                    yield step, result
+            finally:
+                frames.close()  # the engine keeps its session consistent on close
 
     # -- GUI thread ----------------------------------------------------------------------------
 

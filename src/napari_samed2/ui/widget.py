@@ -4,16 +4,25 @@ The widget is glue: prompts come from napari layers (`prompt_layers`), the engin
 work in a thread worker (`runner`), masks go into the Labels layer through `LabelsWriter`
 (one undo step per run), and the confidence strip shows the selected object's per-frame
 confidence. No model code lives here.
+
+One writer at a time: while a run works on a session, every control that would change that
+session is disabled (and Ctrl-Z on its Labels layer waits). Undo reaches the model: each run,
+accepted correction and object deletion is paired with its Labels undo step
+(`model_history`), and undoing or redoing that step puts the session back in the matching
+state.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import napari
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import QEvent, Qt, Signal
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
 from ..engine import MemorySettings, PropagationSession, SessionSettings
@@ -38,7 +47,7 @@ from .prompt_layers import (
     toggle_sign,
 )
 from .runner import Call, EngineRun, Segment, WindowCloseWatcher
-from .shortcuts import bind_shortcuts
+from .shortcuts import POINTS_SHORTCUTS, RUN_UNDO_GUARD, bind_shortcuts, unbind_shortcuts
 
 
 class SAMed2Widget(QWidget):
@@ -73,6 +82,15 @@ class SAMed2Widget(QWidget):
         self._run_kind = ""
         self._run_progress: progress | None = None
         self._run_protected: dict[int, set[int]] = {}
+        self._run_state: ImageState | None = None
+        self._run_before = None  # the session's snapshot when the run began (undo)
+        self._run_accepted: tuple[tuple[int, int], ...] = ()
+        self._shortcuts: dict = {}
+        self._layer_shortcuts: list[tuple[object, dict]] = []
+        self._viewer_connected = False
+        self._docked = False
+        self._undo_guard: tuple[object, dict] | None = None  # Ctrl-Z held during a run
+        self._recording = False  # between an action's label writes and its history record
         self._closing_filter: WindowCloseWatcher | None = None
         self._closed = False
         self._connected_labels: set[int] = set()
@@ -159,11 +177,39 @@ class SAMed2Widget(QWidget):
         self.motion_check.toggled.connect(self.set_motion)
 
     def _connect_viewer(self) -> None:
+        if self._viewer_connected:
+            return
+        self._viewer_connected = True
         layers = self.viewer.layers
         layers.events.inserted.connect(self._on_layers_changed)
         layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.current_step.connect(self._on_step_changed)
-        bind_shortcuts(self.viewer, self)
+        self._shortcuts = bind_shortcuts(self.viewer, self)
+        for state in self.states.values():
+            if state.points is not None:
+                self._bind_points_keys(state.points)
+
+    def release_viewer(self) -> None:
+        """The widget was closed or taken out of its dock: unbind its shortcuts from the
+        viewer and its layers (only where they are still ours), stop listening to the viewer,
+        and ask a running job to stop (without waiting for it). Docking the widget again
+        binds them again."""
+        if not self._viewer_connected:
+            return
+        self._viewer_connected = False
+        unbind_shortcuts(self.viewer, self._shortcuts)
+        for layer, handlers in self._layer_shortcuts:
+            unbind_shortcuts(layer, handlers)
+        self._shortcuts, self._layer_shortcuts = {}, []
+        layers = self.viewer.layers
+        layers.events.inserted.disconnect(self._on_layers_changed)
+        layers.events.removed.disconnect(self._on_layer_removed)
+        self.viewer.dims.events.current_step.disconnect(self._on_step_changed)
+        if self.run is not None:
+            self.stop()
+
+    def _bind_points_keys(self, points) -> None:
+        self._layer_shortcuts.append((points, bind_shortcuts(points, self, POINTS_SHORTCUTS)))
 
     # =========================================================================================
     # model
@@ -221,7 +267,7 @@ class SAMed2Widget(QWidget):
     def set_connected(self, connected: bool) -> None:
         """Keep propagated masks connected to the frame before (live, from the next frame)."""
         state = self.state
-        if state is None:
+        if state is None or self._refuse_while_running(state, "switching connected masks"):
             return
         state.connected = bool(connected)
         if state.session is not None:
@@ -230,7 +276,7 @@ class SAMed2Widget(QWidget):
     def set_motion(self, motion: bool) -> None:
         """Move carried masks with the objects' motion (live, from the next frame)."""
         state = self.state
-        if state is None:
+        if state is None or self._refuse_while_running(state, "switching follow motion"):
             return
         state.motion = bool(motion)
         if state.session is not None:
@@ -239,13 +285,22 @@ class SAMed2Widget(QWidget):
     def set_gate_threshold(self, value: float) -> None:
         """Confidence a frame needs to enter the memory (live for the current session)."""
         state = self.state
-        if state is None:
+        if state is None or self._refuse_while_running(state, "changing the memory gate"):
             return
         state.gate_threshold = float(value)
         if state.session is not None:
             state.session.settings.memory.gate_threshold = float(value)
         self._show_memory(state)
         self._refresh_confidence()
+
+    def _refuse_while_running(self, state: ImageState, what: str) -> bool:
+        """True (and a warning; the controls show the state again) while a run is going on:
+        the worker reads these settings frame by frame."""
+        if self.run is None:
+            return False
+        show_warning(f"Stop the running propagation before {what}.")
+        self._show_memory(state)
+        return True
 
     def _show_memory(self, state: ImageState | None) -> None:
         if state is None:
@@ -293,10 +348,12 @@ class SAMed2Widget(QWidget):
         layer = event.value
         for key, state in list(self.states.items()):
             if state.image is layer:
-                if self.run is not None and state is self.state:
+                if self.run is not None and state is self._run_state:
+                    # never wait here (the GUI would freeze for the frame being computed):
+                    # the worker ends after its frame, and _on_run_finished drops the state
                     self.run.stop()
-                    self.run.wait(30.0)  # at most the frame being computed
-                state.close_session()
+                else:
+                    state.close_session()
                 del self.states[key]
                 if state is self.state:
                     self.state = None
@@ -430,6 +487,8 @@ class SAMed2Widget(QWidget):
         self._connected_labels.add(id(layer))
         layer.events.paint.connect(self._on_paint)
         layer.events.colormap.connect(self._on_labels_colours)
+        # napari's undo and redo fire no event of their own, only a redraw
+        layer.events.set_data.connect(self._on_labels_redrawn)
 
     def _on_labels_colours(self, event=None) -> None:
         self.object_list.refresh_colours()
@@ -451,7 +510,7 @@ class SAMed2Widget(QWidget):
             self._connect_labels(state.labels)
         if state.points is None:
             state.points = self.viewer.add_layer(make_points_layer(image, ndim, obj_id))
-            state.points.bind_key("t", self._toggle_sign, overwrite=True)
+            self._bind_points_keys(state.points)
         if state.boxes is None:
             state.boxes = self.viewer.add_layer(make_boxes_layer(image, ndim, obj_id))
         self.object_list.refresh_colours()
@@ -487,11 +546,19 @@ class SAMed2Widget(QWidget):
         if self.run is not None:
             show_warning("Stop the running propagation before deleting an object.")
             return
-        if state.session is not None and obj_id in state.object_ids():
-            state.session.remove_object(obj_id)
+        self._sync_model(state)
+        session = state.session if obj_id in state.object_ids() else None
+        before = session.snapshot() if session is not None else None
+        if session is not None:
+            session.remove_object(obj_id)
         writer = self._writer(state) if state.labels is not None else None
         if writer is not None:
-            writer.erase_object(obj_id)
+            with self._recording_step():
+                writer.erase_object(obj_id)
+                if session is not None:
+                    state.history.record(
+                        "object deletion", session, state.labels, before, session.snapshot()
+                    )
         remove_object_prompts(state.points, state.boxes, obj_id)
         state.results = {frame: r.without(obj_id) for frame, r in state.results.items()}
         state.pending.discard_object(obj_id)
@@ -619,7 +686,7 @@ class SAMed2Widget(QWidget):
             accepted.append(AcceptedFrame(state.image.name, frame, obj_id, mask))
             confirmed.setdefault(obj_id, set()).add(frame)
         steps += correction_segments(sorted({frame for frame, _ in pairs}), confirmed, direction)
-        self._start_run("correction", state, steps, protected=confirmed)
+        self._start_run("correction", state, steps, protected=confirmed, accepted=pairs)
         self.accepted.emit(accepted)
 
     def next_weak_frame(self) -> None:
@@ -643,9 +710,11 @@ class SAMed2Widget(QWidget):
         state: ImageState,
         steps: list,
         protected: dict[int, set[int]] | None = None,
+        accepted: list[tuple[int, int]] = (),
     ) -> None:
         """Run ``steps`` in a worker; propagated masks never overwrite ``protected`` frames
-        (object id to frames; default: the frames the user confirmed so far)."""
+        (object id to frames; default: the frames the user confirmed so far). ``accepted``:
+        the (frame, obj_id) corrections the run hands to the engine (pending again on undo)."""
         # docked by now: make sure closing napari's window ends the run (hidden windows get
         # no showEvent, so this is the one place that always sees the main window)
         self._watch_closing(self.window())
@@ -653,6 +722,10 @@ class SAMed2Widget(QWidget):
         writer.begin_run()
         self._run_kind = kind
         self._run_protected = state.confirmed() if protected is None else protected
+        self._run_state = state
+        self._run_before = state.session.snapshot()
+        self._run_accepted = tuple(accepted)
+        self._undo_guard = (state.labels, bind_shortcuts(state.labels, self, RUN_UNDO_GUARD))
         total = self._expected_frames(state, steps)
         self._run_progress = progress(total=total, desc=f"SAMed-2: {kind}")
         self.run = EngineRun(
@@ -679,8 +752,8 @@ class SAMed2Widget(QWidget):
         return max(total, 1)
 
     def _on_run_result(self, state: ImageState, step, result) -> None:
-        if self._closed:
-            return
+        if self._closed or not self._is_live(state):
+            return  # the image was removed: its run is stopping, its state going
         previous = state.results.get(result.frame)
         state.results[result.frame] = previous.merged(result) if previous else result
         writer = state.writer
@@ -716,10 +789,27 @@ class SAMed2Widget(QWidget):
         if self._run_progress is not None:
             self._run_progress.close()
             self._run_progress = None
+        before, self._run_before, self._run_state = self._run_before, None, None
+        if self._undo_guard is not None:
+            unbind_shortcuts(*self._undo_guard)
+            self._undo_guard = None
         if self._closed:
             return
-        if state.writer is not None and state.labels is not None:
-            state.writer.end_run()
+        labels_kept = state.writer is not None and state.labels is not None
+        with self._recording_step():
+            if labels_kept:
+                state.writer.end_run()
+            if not self._is_live(state):
+                state.close_session()  # its image was removed mid-run; the worker has left it
+            elif labels_kept and before is not None and run is not None:
+                state.history.record(
+                    self._run_kind,
+                    run.session,
+                    state.labels,
+                    before,
+                    run.session.snapshot(),
+                    self._run_accepted,
+                )
         stopped = run is not None and run.stop_requested.is_set()
         frames = run.frames_done if run is not None else 0
         if error is not None:
@@ -771,6 +861,74 @@ class SAMed2Widget(QWidget):
                 "the model and re-propagate."
             )
         self._update_enabled()
+
+    # =========================================================================================
+    # undo reaches the model (model_history.py)
+    # =========================================================================================
+
+    def _is_live(self, state: ImageState) -> bool:
+        """Whether ``state`` still belongs to an image layer of the viewer."""
+        return any(known is state for known in self.states.values())
+
+    def _on_labels_redrawn(self, event=None) -> None:
+        state = self.state
+        if state is None or self.run is not None or state.labels is None:
+            return
+        if getattr(event, "source", state.labels) is not state.labels:
+            return
+        if state.writer is not None and state.writer.writing:
+            return
+        self._sync_model(state, force=False)
+
+    def _undo_during_run(self) -> None:
+        show_info("Wait for the running job to finish, or stop it (⇧X), before undoing.")
+
+    @contextmanager
+    def _recording_step(self) -> Iterator[None]:
+        """While an action writes its labels and records itself: the layer's history moves
+        (napari clears its redo queue) before the step is recorded, and must not be synced."""
+        previous, self._recording = self._recording, True
+        try:
+            yield
+        finally:
+            self._recording = previous
+
+    def _sync_model(self, state: ImageState, force: bool = True) -> None:
+        """Put the session in the state that matches the Labels layer's undo history (after
+        a Ctrl-Z or Ctrl-Shift-Z of a run, a correction or an object deletion)."""
+        if state.session is None or self.run is not None or self._recording:
+            return
+        change = state.history.sync(state.session, state.labels, force=force)
+        if not change:
+            return
+        session = state.session
+        state.results = dict(session.results)
+        for step in change.undone:  # its corrections are painted but not accepted again
+            for frame, obj_id in step.accepted:
+                state.pending.frames.setdefault(frame, set()).add(obj_id)
+        for step in change.redone:
+            for frame, obj_id in step.accepted:
+                state.pending.frames.get(frame, set()).discard(obj_id)
+            state.pending.frames = {f: objs for f, objs in state.pending.frames.items() if objs}
+        if change.beyond:
+            show_warning(
+                "This undo goes back further than the model can follow (the last "
+                f"{state.history.limit} runs and corrections): the labels are restored, but "
+                "the model still remembers those steps."
+            )
+        if state is self.state:
+            for obj_id in session.object_ids:
+                if obj_id not in self.object_list.ids():
+                    self.object_list.add(int(obj_id), select=False)
+            parts = []
+            if change.undone:
+                parts.append("undid " + ", ".join(step.kind for step in change.undone))
+            if change.redone:
+                parts.append("redid " + ", ".join(step.kind for step in change.redone))
+            if parts:
+                self.status.setText(f"The model follows the labels: {'; '.join(parts)}.")
+            self._refresh_confidence()
+            self._update_enabled()
 
     # =========================================================================================
     # frames, confidence
@@ -848,6 +1006,7 @@ class SAMed2Widget(QWidget):
         if self.run is not None:
             show_info("Wait for the running job to finish, or stop it (⇧X).")
             return False
+        self._sync_model(state)
         if self.model is None:
             show_error("Load a model first (Model ▸ Load model).")
             return False
@@ -907,9 +1066,15 @@ class SAMed2Widget(QWidget):
             self.axis_combo,
             self.labels_combo,
             self.object_list,
+            self.objects_panel.positive_button,
+            self.objects_panel.negative_button,
+            self.objects_panel.box_button,
             self.model_picker,
             self.memory_combo,
             self.gate_spin,
+            self.zoom_check,
+            self.connected_check,
+            self.motion_check,
         ):
             widget.setEnabled(not running)
         for widget in (self.segment_button, self.forward_button, self.backward_button):
@@ -923,7 +1088,20 @@ class SAMed2Widget(QWidget):
         if self.axis_combo.count() == 1 and self.axis_combo.itemData(0) is None:
             self.axis_combo.setEnabled(False)  # a 2-D image: nothing to choose
 
-    # Qt: stop the worker when the main window closes -----------------------------------------
+    # Qt: stop the worker when the main window closes; release the viewer when we close -------
+
+    def event(self, event) -> bool:  # Qt override
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+                self._connect_viewer()  # docked again after being taken out
+            elif self._docked:
+                self.release_viewer()  # napari's dock "x" takes the widget out of the dock
+        return super().event(event)
+
+    def closeEvent(self, event) -> None:  # Qt override
+        self.release_viewer()
+        super().closeEvent(event)
 
     def showEvent(self, event) -> None:  # Qt override
         super().showEvent(event)
