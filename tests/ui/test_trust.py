@@ -313,3 +313,23 @@ def test_a_key_bound_by_another_plugin_first_is_left_alone(make_napari_viewer, q
     viewer.window.remove_dock_widget(widget)
     assert viewer.keymap[coerce_keybinding("Shift-D")] is other_plugin
     assert coerce_keybinding("Shift-F") not in viewer.keymap
+
+
+def test_an_object_id_the_labels_layer_cannot_hold_is_refused(
+    make_napari_viewer, tiny_model, small_volume, qtbot
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_volume, name="volume")
+    labels = np.zeros(small_volume.shape, dtype=np.uint8)
+    labels[0, 0, 0] = 255  # the next free id, 256, does not fit uint8
+    layer = viewer.add_labels(labels, name="uint8 labels")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)
+    widget.use_labels_layer(layer)
+    before = widget.object_list.ids()
+    with notification_manager:
+        assert widget.add_object() is None
+    assert widget.object_list.ids() == before
+    messages = [str(n.message) for n in notification_manager.records]
+    assert any("256" in m and "uint8" in m and "255" in m for m in messages), messages

@@ -1017,11 +1017,13 @@ class PropagationSession:
 
     # -- undo (history.py) ---------------------------------------------------------------------
 
+    @_one_writer
     def snapshot(self) -> SessionSnapshot:
         """What the session has learned so far (tracks, results, bank entries), by reference,
         to `restore` later, e.g. when the user undoes a run (`history.take_snapshot`)."""
         return take_snapshot(self)
 
+    @_one_writer
     def restore(self, snapshot: SessionSnapshot) -> None:
         """Go back to ``snapshot`` (from `snapshot`): later prompts, corrections, propagated
         memories and bank entries are forgotten (`history.restore_snapshot`)."""

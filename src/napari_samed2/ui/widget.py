@@ -527,6 +527,14 @@ class SAMed2Widget(QWidget):
         self._ensure_layers(state)
         state.objects = self.object_list.objects()
         obj_id = state.next_object_id()
+        dtype = np.asarray(state.labels.data[:0]).dtype if state.labels is not None else None
+        if dtype is not None and dtype.kind in "iu" and obj_id > np.iinfo(dtype).max:
+            show_error(
+                f"Labels layer {state.labels.name!r} holds {dtype} ids up to "
+                f"{np.iinfo(dtype).max}; object id {obj_id} does not fit. Use a Labels layer "
+                "of a wider type (int32) for more objects."
+            )
+            return None
         self.object_list.add(obj_id, name if isinstance(name, str) else None)
         return obj_id
 
@@ -682,7 +690,14 @@ class SAMed2Widget(QWidget):
         confirmed = state.confirmed()
         for frame, obj_id in pairs:
             mask = writer.frame(frame) == obj_id
-            steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=()))
+            if obj_id in session.object_ids:
+                steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=()))
+            elif mask.any():
+                # an object the model has not seen yet (e.g. from an existing Labels layer):
+                # its painted mask is its first prompt
+                steps.append(Call(_bind(session.add_mask, frame, obj_id, mask), write=()))
+            else:
+                continue  # erased an object the model never knew: nothing to teach it
             accepted.append(AcceptedFrame(state.image.name, frame, obj_id, mask))
             confirmed.setdefault(obj_id, set()).add(frame)
         steps += correction_segments(sorted({frame for frame, _ in pairs}), confirmed, direction)
