@@ -16,6 +16,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from ..model import autocast
+from ..model.sam2_step import FeatureLevels
 
 
 @dataclass
@@ -51,6 +52,11 @@ class FrameFeatures:
     @property
     def vision_pos_embeds(self) -> list[torch.Tensor]:
         return [x.flatten(2).permute(2, 0, 1) for x in self.pos_maps]
+
+    @property
+    def levels(self) -> FeatureLevels:
+        """All levels in sam2's flattened layout, as the tracking step takes them."""
+        return FeatureLevels(self.vision_feats, self.vision_pos_embeds, self.feat_sizes)
 
     def image_embedding(self) -> torch.Tensor:
         """The top-level embedding ``(1, C, H, W)`` (no memory)."""
