@@ -50,6 +50,7 @@ class ObjectTrack:
         return {"cond_frame_outputs": self.cond, "non_cond_frame_outputs": self.non_cond}
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class FrameTracker:
     """Runs one object's tracking step on one frame.
 
@@ -66,27 +67,16 @@ class FrameTracker:
     num_frames : int
     """
 
-    def __init__(
-        self,
-        *,
-        net: SAM2Base,
-        encoder: FrameEncoder,
-        device: torch.device,
-        dtype: torch.dtype,
-        memory: str,
-        settings: MemorySettings,
-        bank: LongTermBank,
-        num_frames: int,
-    ):
-        self.net = net
-        self.encoder = encoder
-        self.device = device
-        self.dtype = dtype
-        self.memory = memory
-        self.settings = settings
-        self.bank = bank
-        self.num_frames = num_frames
-        self._maskmem_pos_enc: list[torch.Tensor] | None = None
+    net: SAM2Base
+    encoder: FrameEncoder
+    device: torch.device
+    dtype: torch.dtype
+    memory: str
+    settings: MemorySettings
+    bank: LongTermBank
+    num_frames: int
+    # the memory encoder's positional encodings (the same for every frame): kept once
+    _maskmem_pos_enc: list[torch.Tensor] | None = field(default=None, init=False)
 
     def encode_memory(self, frame: int, out: dict, *, encoder: FrameEncoder | None = None) -> None:
         """sam2's preflight: memory of a prompted frame from its (binarised) low-res mask."""
