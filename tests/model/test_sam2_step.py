@@ -23,7 +23,7 @@ def net_and_levels():
     size = int(net.image_size)
     images = torch.rand(FRAMES, 3, size, size)
     with torch.inference_mode():
-        levels = sam2_step.flatten_backbone(net, net.forward_image(images))
+        levels = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, images))
     return net, levels
 
 

@@ -42,6 +42,15 @@ class FeatureLevels(NamedTuple):
     vision_pos_embeds: list[torch.Tensor]
     feat_sizes: list[tuple[int, int]]
 
+    @classmethod
+    def from_maps(cls, maps: Sequence[torch.Tensor], pos_maps: Sequence[torch.Tensor]):
+        """From `encode_images`' maps and positional maps, each ``(B, C_l, H_l, W_l)``."""
+        return cls(
+            [x.flatten(2).permute(2, 0, 1) for x in maps],
+            [x.flatten(2).permute(2, 0, 1) for x in pos_maps],
+            [(int(x.shape[-2]), int(x.shape[-1])) for x in pos_maps],
+        )
+
     def select(self, index: torch.Tensor) -> FeatureLevels:
         """The features of the frames ``index`` (a 1-D index into the batch)."""
         return FeatureLevels(
@@ -134,10 +143,21 @@ class StepOutput:
     high_res_features: list[torch.Tensor] | None
 
 
-def flatten_backbone(net: SAM2Base, backbone_out: dict) -> FeatureLevels:
-    """`FeatureLevels` of ``net.forward_image``'s output for a batch of frames."""
-    _, vision_feats, vision_pos_embeds, feat_sizes = net._prepare_backbone_features(backbone_out)
-    return FeatureLevels(vision_feats, vision_pos_embeds, feat_sizes)
+def encode_images(
+    net: SAM2Base, images: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """sam2's image encoder on ``images`` ``(B, 3, S, S)``.
+
+    Returns
+    -------
+    maps, pos_maps : list of Tensor
+        The ``num_feature_levels`` feature maps the tracking step uses (the decoder's
+        high-resolution ones already projected) and their positional encodings, each
+        ``(B, C_l, H_l, W_l)``, highest resolution first (`FeatureLevels.from_maps`).
+    """
+    backbone_out = net.forward_image(images)
+    levels = net.num_feature_levels
+    return backbone_out["backbone_fpn"][-levels:], backbone_out["vision_pos_enc"][-levels:]
 
 
 def high_res_features(levels: FeatureLevels) -> list[torch.Tensor] | None:

@@ -119,8 +119,8 @@ def track_clip(
     truth = clip.masks[tracked].to(device)
     truth_np = clip.masks[tracked].cpu().numpy()
     # Clip-major order keeps (t, t+1) of one clip adjacent: the temporal adapter's pairs.
-    backbone = net.forward_image(clip.images.reshape(clips * frames, *clip.images.shape[2:]))
-    levels_all = sam2_step.flatten_backbone(net, backbone)
+    images = clip.images.reshape(clips * frames, *clip.images.shape[2:])
+    levels_all = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, images))
     output_dict: dict[str, dict[int, dict]] = {
         "cond_frame_outputs": {},
         "non_cond_frame_outputs": {},
