@@ -1,8 +1,9 @@
-"""The one adapter to sam2's private `SAM2Base` methods: a frame's tracking step.
+"""The one adapter to sam2's `SAM2Base` internals: image features and a frame's tracking step.
 
 sam2 has no public per-frame API below its predictors (which keep their own state and run
 under ``torch.inference_mode``), so the engine and training drive ``SAM2Base`` internals; they
-do it only through this module, so that a sam2 upgrade touches this file alone.
+do it only through this module (`encode_images` for the features), so that a sam2 upgrade
+touches this file alone.
 
 The step, as ``SAM2Base._track_step`` runs it: the frame's features conditioned on memories
 (`conditioned_features`: sam2's choice of memories or one the caller made) -> the SAM heads
@@ -43,7 +44,9 @@ class FeatureLevels(NamedTuple):
     feat_sizes: list[tuple[int, int]]
 
     @classmethod
-    def from_maps(cls, maps: Sequence[torch.Tensor], pos_maps: Sequence[torch.Tensor]):
+    def from_maps(
+        cls, maps: Sequence[torch.Tensor], pos_maps: Sequence[torch.Tensor]
+    ) -> FeatureLevels:
         """From `encode_images`' maps and positional maps, each ``(B, C_l, H_l, W_l)``."""
         return cls(
             [x.flatten(2).permute(2, 0, 1) for x in maps],
