@@ -16,6 +16,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from ..model import autocast
+from ..model.sam2_step import FeatureLevels, encode_images
 
 
 @dataclass
@@ -40,17 +41,21 @@ class FrameFeatures:
         return sum(t.numel() * t.element_size() for t in self.maps)
 
     @property
+    def levels(self) -> FeatureLevels:
+        """All levels in sam2's flattened ``(H*W, 1, C)`` layout (the tracking step's input)."""
+        return FeatureLevels.from_maps(self.maps, self.pos_maps)
+
+    @property
     def feat_sizes(self) -> list[tuple[int, int]]:
-        return [(int(x.shape[-2]), int(x.shape[-1])) for x in self.pos_maps]
+        return self.levels.feat_sizes
 
     @property
     def vision_feats(self) -> list[torch.Tensor]:
-        """Per level ``(H*W, 1, C)`` views, sam2's flattened ``(HW)BC`` layout."""
-        return [x.flatten(2).permute(2, 0, 1) for x in self.maps]
+        return self.levels.vision_feats
 
     @property
     def vision_pos_embeds(self) -> list[torch.Tensor]:
-        return [x.flatten(2).permute(2, 0, 1) for x in self.pos_maps]
+        return self.levels.vision_pos_embeds
 
     def image_embedding(self) -> torch.Tensor:
         """The top-level embedding ``(1, C, H, W)`` (no memory)."""
@@ -212,12 +217,10 @@ class FrameEncoder:
     def _encode(self, frames: list[int]) -> dict[int, FrameFeatures]:
         batch = torch.stack([self.load(f) for f in frames]).to(self.device)
         with self._encode_lock, autocast(self.device, self.dtype):
-            backbone_out = self.net.forward_image(batch)
+            maps, pos_maps = encode_images(self.net, batch)
             self.encoder_calls += 1
-        levels = self.net.num_feature_levels
-        maps = backbone_out["backbone_fpn"][-levels:]
         if self._pos_maps is None:
-            self._pos_maps = [p[:1].clone() for p in backbone_out["vision_pos_enc"][-levels:]]
+            self._pos_maps = [p[:1].clone() for p in pos_maps]
         result = {}
         for i, frame in enumerate(frames):
             # clone: a slice would keep the whole pair's storage alive after eviction

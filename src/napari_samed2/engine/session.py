@@ -192,14 +192,14 @@ class PropagationSession:
         self._zoom_encoders: dict[tuple[int, int, int, int], FrameEncoder] = {}
         mem = self.settings.memory
         self.tracker = FrameTracker(
-            self.net,
-            self.encoder,
-            self.device,
-            self.dtype,
-            memory,
-            mem,
-            bank if bank is not None else LongTermBank(mem.bank_capacity),
-            self.frames.num_frames,
+            net=self.net,
+            encoder=self.encoder,
+            device=self.device,
+            dtype=self.dtype,
+            memory=memory,
+            settings=mem,
+            bank=bank if bank is not None else LongTermBank(mem.bank_capacity),
+            num_frames=self.frames.num_frames,
         )
         self.results: dict[int, FrameResult] = {}
         self._tracks: dict[int, ObjectTrack] = {}
@@ -636,23 +636,17 @@ class PropagationSession:
                 carried = self._carried_logits(track, obj_id, frame, reverse)
                 if self.memory == "sam2":
                     out = self.tracker.infer(
-                        track, obj_id, frame, False, None, None, reverse, True, carried
-                    )
+                        track=track, obj_id=obj_id, frame=frame, reverse=reverse,
+                        run_mem_encoder=True, prompt_logits=carried,
+                    )  # fmt: skip
                     track.non_cond[frame] = out
                     in_memory = True
                 else:
                     # the memory encoder runs only for frames that will be remembered
                     out = self.tracker.infer(
-                        track,
-                        obj_id,
-                        frame,
-                        False,
-                        None,
-                        None,
-                        reverse,
-                        self.tracker.remember,
-                        carried,
-                    )
+                        track=track, obj_id=obj_id, frame=frame, reverse=reverse,
+                        run_mem_encoder=self.tracker.remember, prompt_logits=carried,
+                    )  # fmt: skip
                     in_memory = out["maskmem_features"] is not None
                     if in_memory:
                         track.non_cond[frame] = out
@@ -749,16 +743,10 @@ class PropagationSession:
             self._encode_pending_memories()
         with torch.inference_mode():
             out = self.tracker.infer(
-                track,
-                obj_id,
-                frame,
-                is_init_cond,
-                point_inputs,
-                mask_inputs,
-                reverse,
-                False,
-                prev_logits,
-            )
+                track=track, obj_id=obj_id, frame=frame, reverse=reverse, run_mem_encoder=False,
+                is_init_cond=is_init_cond, point_inputs=point_inputs, mask_inputs=mask_inputs,
+                prompt_logits=prev_logits,
+            )  # fmt: skip
         track.logits[frame] = out["pred_masks"]
         self._report_constant_frames(prompted=frame)
         if correction:
@@ -773,7 +761,7 @@ class PropagationSession:
             track.confirmed.add(frame)
         if correction and self.memory == "selective":
             with torch.inference_mode():
-                self.tracker.encode_memory(frame, out, self._encoder_of(track))
+                self.tracker.encode_memory(frame, out, encoder=self._encoder_of(track))
             self._offer_to_bank(track, obj_id, frame, out, "correction")
         result = FrameResult(frame=frame)
         self._fill(result, obj_id, out, True, frame in track.confirmed)
@@ -899,7 +887,9 @@ class PropagationSession:
             for track in self._tracks.values():
                 for out in (*track.cond.values(), *track.non_cond.values()):
                     if out["maskmem_features"] is None:
-                        self.tracker.encode_memory(out["frame"], out, self._encoder_of(track))
+                        self.tracker.encode_memory(
+                            out["frame"], out, encoder=self._encoder_of(track)
+                        )
 
     def _offer_to_bank(self, track, obj_id, frame, out, origin) -> None:
         if self.bank.frozen or out["maskmem_features"] is None:

@@ -1,10 +1,9 @@
-"""One SAM2-style training forward pass over a batch of clips, through `SAM2Base` internals.
+"""One SAM2-style training forward pass over a batch of clips, with gradients.
 
-The public predictor methods run under ``torch.inference_mode``, so training drives
-``forward_image``, ``_prepare_backbone_features``, ``_track_step``, ``_forward_sam_heads`` and
-``_encode_memory_in_output`` directly, as SAM2's own training model does: prompts on the first
-frame (points, box or mask), tracking through the rest, and correction clicks sampled from the
-errors on some frames (those frames then become conditioning frames).
+The public predictor methods run under ``torch.inference_mode``, so training drives sam2's
+per-frame step (`model.sam2_step`) directly, as SAM2's own training model does: prompts on the
+first frame (points, box or mask), tracking through the rest, and correction clicks sampled
+from the errors on some frames (those frames then become conditioning frames).
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
+from ..model import sam2_step
 from ..model.click_seed import with_click_seed
 from .clips import MIN_OBJECT_AREA, Clip
 from .losses import LossTerms, LossWeights, sam2_loss
@@ -119,8 +119,8 @@ def track_clip(
     truth = clip.masks[tracked].to(device)
     truth_np = clip.masks[tracked].cpu().numpy()
     # Clip-major order keeps (t, t+1) of one clip adjacent: the temporal adapter's pairs.
-    backbone = net.forward_image(clip.images.reshape(clips * frames, *clip.images.shape[2:]))
-    _, vision_feats, vision_pos, feat_sizes = net._prepare_backbone_features(backbone)
+    images = clip.images.reshape(clips * frames, *clip.images.shape[2:])
+    levels_all = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, images))
     output_dict: dict[str, dict[int, dict]] = {
         "cond_frame_outputs": {},
         "non_cond_frame_outputs": {},
@@ -135,9 +135,7 @@ def track_clip(
     dice = np.zeros(frames)
     previous_logits = None
     for t in range(frames):
-        index = owner * frames + t
-        feats = [x[:, index] for x in vision_feats]
-        pos = [x[:, index] for x in vision_pos]
+        levels = levels_all.select(owner * frames + t)
         is_cond = t == 0
         point_inputs = _points_to_tensor(points, device) if (is_cond and points) else None
         mask_inputs = truth[:, 0:1].float() if (is_cond and points is None) else None
@@ -146,25 +144,29 @@ def track_clip(
             if (settings.carry_mask and not is_cond and rng.random() >= settings.carry_drop)
             else None
         )
-        if carried is not None:
-            current, sam_out, high_res, pix_feat = _track_step_with_mask_prompt(
-                net, t, feats, pos, feat_sizes, output_dict, frames, carried
-            )
-        else:
-            seed = _seed(point_inputs, None, net, settings)
-            current, sam_out, high_res, pix_feat = net._track_step(
-                t, is_cond, feats, pos, feat_sizes, point_inputs, mask_inputs, output_dict,
-                frames, False, seed,
-            )  # fmt: skip
-        _, high_multi, ious, low_mask, high_mask, obj_ptr, obj_logits = sam_out
+        # (sam2's _track_step takes previous logits only with clicks: carried ones go alone)
+        prompt_logits = carried if carried is not None else _seed(point_inputs, None, net, settings)
+        out = sam2_step.track_step(
+            net,
+            levels=levels,
+            frame=t,
+            is_init_cond=is_cond,
+            memory=sam2_step.Sam2Memory(output_dict=output_dict, num_frames=frames),
+            point_inputs=point_inputs,
+            mask_inputs=mask_inputs,
+            prompt_logits=prompt_logits,
+        )
+        current = {"point_inputs": point_inputs, "mask_inputs": mask_inputs}
         if mask_inputs is None:
-            step = sam2_loss(high_multi, ious, obj_logits, truth[:, t], weights)
+            step = sam2_loss(
+                out.high_res_multimasks, out.ious, out.object_score_logits, truth[:, t], weights
+            )
             total = step if total is None else total + step
 
         if t in corrected:
             frame_prompts = points if is_cond else None
             for _ in range(settings.correction_clicks):
-                predicted = (high_mask > 0).detach().cpu().numpy()[:, 0]
+                predicted = (out.high_res_masks > 0).detach().cpu().numpy()[:, 0]
                 clicks = []
                 for item in range(batch):
                     reference = (
@@ -186,65 +188,47 @@ def track_clip(
                     else [a.extended(b) for a, b in zip(frame_prompts, clicks, strict=True)]
                 )
                 point_inputs = _points_to_tensor(frame_prompts, device)
-                multimask = net._use_multimask(is_cond, point_inputs)
-                _, high_multi, ious, low_mask, high_mask, obj_ptr, obj_logits = (
-                    net._forward_sam_heads(
-                        backbone_features=pix_feat,
-                        point_inputs=point_inputs,
-                        mask_inputs=_seed(point_inputs, low_mask, net, settings),
-                        high_res_features=high_res,
-                        multimask_output=multimask,
-                    )
+                out = sam2_step.decode(
+                    net,
+                    pix_feat=out.pix_feat,
+                    high_res_features=out.high_res_features,
+                    is_init_cond=is_cond,
+                    point_inputs=point_inputs,
+                    mask_inputs=_seed(point_inputs, out.low_res_masks, net, settings),
                 )
-                step = sam2_loss(high_multi, ious, obj_logits, truth[:, t], weights)
+                step = sam2_loss(
+                    out.high_res_multimasks, out.ious, out.object_score_logits, truth[:, t], weights
+                )
                 total = step if total is None else total + step
 
-        current["pred_masks"] = low_mask
-        current["pred_masks_high_res"] = high_mask
-        previous_logits = low_mask.detach().clamp(-CARRY_CLAMP, CARRY_CLAMP)
-        current["obj_ptr"] = obj_ptr
-        net._encode_memory_in_output(
-            feats, feat_sizes, point_inputs, True, high_mask, obj_logits, current
+        current["pred_masks"] = out.low_res_masks
+        current["pred_masks_high_res"] = out.high_res_masks
+        previous_logits = out.low_res_masks.detach().clamp(-CARRY_CLAMP, CARRY_CLAMP)
+        current["obj_ptr"] = out.obj_ptr
+        current["maskmem_features"], current["maskmem_pos_enc"] = (
+            sam2_step.encode_memory(
+                net,
+                levels=levels,
+                high_res_masks=out.high_res_masks,
+                object_score_logits=out.object_score_logits,
+                from_points=point_inputs is not None,
+            )
+            if net.num_maskmem > 0  # (sam2's track_step: memoryless nets encode nothing)
+            else (None, None)
         )
         # Corrected frames join the conditioning frames, as in SAM2's training.
         key = "cond_frame_outputs" if (is_cond or t in corrected) else "non_cond_frame_outputs"
         output_dict[key][t] = current
-        dice[t] = _mean_dice(high_mask.detach() > 0, truth[:, t])
+        dice[t] = _mean_dice(out.high_res_masks.detach() > 0, truth[:, t])
 
     if settings.click_task:
-        clicks, click_dice = _click_task(
-            net, clip, owner_all, vision_feats, vision_pos, feat_sizes, rng, settings, weights
-        )
+        clicks, click_dice = _click_task(net, clip, owner_all, levels_all, rng, settings, weights)
         if clicks is not None:
             total = clicks if total is None else total + clicks
     if total is None:  # only a mask prompt on a one-frame clip: nothing to learn from
         zero = clip.images.sum() * 0.0
         total = LossTerms(zero, zero, zero, zero, zero)
     return ClipOutcome(total, dice, click_dice if settings.click_task else float("nan"))
-
-
-def _track_step_with_mask_prompt(net, t, feats, pos, feat_sizes, output_dict, frames, logits):
-    """sam2's ``_track_step`` for a tracked frame with ``logits`` as its mask prompt.
-
-    (``_track_step`` itself accepts previous logits only together with clicks.)
-    """
-    high_res = [
-        x.permute(1, 2, 0).view(x.size(1), x.size(2), *size)
-        for x, size in zip(feats[:-1], feat_sizes[:-1], strict=True)
-    ]
-    pix_feat = net._prepare_memory_conditioned_features(
-        frame_idx=t, is_init_cond_frame=False, current_vision_feats=feats[-1:],
-        current_vision_pos_embeds=pos[-1:], feat_sizes=feat_sizes[-1:],
-        output_dict=output_dict, num_frames=frames, track_in_reverse=False,
-    )  # fmt: skip
-    sam_out = net._forward_sam_heads(
-        backbone_features=pix_feat,
-        point_inputs=None,
-        mask_inputs=logits,
-        high_res_features=high_res,
-        multimask_output=net._use_multimask(False, None),
-    )
-    return {"point_inputs": None, "mask_inputs": None}, sam_out, high_res, pix_feat
 
 
 def _seed(point_inputs, prev_logits, net: SAM2Base, settings: PromptSettings):
@@ -266,9 +250,7 @@ def _click_task(
     net: SAM2Base,
     clip: Clip,
     owner: torch.Tensor,
-    vision_feats: list[torch.Tensor],
-    vision_pos: list[torch.Tensor],
-    feat_sizes: list[tuple[int, int]],
+    levels_all: sam2_step.FeatureLevels,
     rng: np.random.Generator,
     settings: PromptSettings,
     weights: LossWeights,
@@ -284,50 +266,48 @@ def _click_task(
     areas = masks.reshape(masks.shape[0], frames, -1).sum(-1)
     total: LossTerms | None = None
     first_dice: list[float] = []
-    empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    no_memory = sam2_step.Sam2Memory(
+        output_dict={"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}, num_frames=1
+    )
     for t in range(frames):
         items = np.flatnonzero(areas[:, t] >= MIN_CLICK_AREA)
         if items.size == 0:
             continue
-        index = owner[items].to(device) * frames + t
-        feats = [x[:, index] for x in vision_feats]
-        pos = [x[:, index] for x in vision_pos]
+        levels = levels_all.select(owner[items].to(device) * frames + t)
         count = len(items)
-        high_res = [
-            x.permute(1, 2, 0).view(count, x.size(2), *size)
-            for x, size in zip(feats[:-1], feat_sizes[:-1], strict=True)
-        ]
-        pix_feat = net._prepare_memory_conditioned_features(
-            frame_idx=0, is_init_cond_frame=True, current_vision_feats=feats[-1:],
-            current_vision_pos_embeds=pos[-1:], feat_sizes=feat_sizes[-1:],
-            output_dict=empty, num_frames=1,
-        )  # fmt: skip
+        pix_feat = sam2_step.conditioned_features(
+            net, levels=levels, frame=0, is_init_cond=True, memory=no_memory
+        )
+        high_res = sam2_step.high_res_features(levels)
         truth_np = masks[items, t]
         truth = torch.from_numpy(truth_np).to(device)
         prompts, _ = _first_prompts(truth_np, rng, replace(settings, mask=0.0))
-        mask_inputs = high_mask = low_mask = None
+        mask_inputs = out = None
         for round_ in range(1 + settings.click_task_corrections):
             if round_ > 0:
-                predicted = (high_mask > 0).detach().cpu().numpy()[:, 0]
+                predicted = (out.high_res_masks > 0).detach().cpu().numpy()[:, 0]
                 clicks = [
                     correction_click(truth_np[i], predicted[i], rng)
                     or random_click(truth_np[i], rng)
                     for i in range(count)
                 ]
                 prompts = [a.extended(b) for a, b in zip(prompts, clicks, strict=True)]
-                mask_inputs = low_mask
+                mask_inputs = out.low_res_masks
             point_inputs = _points_to_tensor(prompts, device)
-            _, high_multi, ious, low_mask, high_mask, _, obj_logits = net._forward_sam_heads(
-                backbone_features=pix_feat,
+            out = sam2_step.decode(
+                net,
+                pix_feat=pix_feat,
+                high_res_features=high_res,
+                is_init_cond=True,
                 point_inputs=point_inputs,
                 mask_inputs=_seed(point_inputs, mask_inputs, net, settings),
-                high_res_features=high_res,
-                multimask_output=net._use_multimask(True, point_inputs),
             )
-            step = sam2_loss(high_multi, ious, obj_logits, truth, weights)
+            step = sam2_loss(
+                out.high_res_multimasks, out.ious, out.object_score_logits, truth, weights
+            )
             total = step if total is None else total + step
             if round_ == 0:
-                first_dice.append(_mean_dice(high_mask.detach() > 0, truth))
+                first_dice.append(_mean_dice(out.high_res_masks.detach() > 0, truth))
     return total, float(np.mean(first_dice)) if first_dice else float("nan")
 
 
