@@ -37,7 +37,7 @@ class DemoResult:
 
 def demo_sample():
     """The demo volume and its ground truth (a seeded synthetic nuclei stack)."""
-    from .train.synthetic import nuclei_volume
+    from .synthetic import nuclei_volume
 
     return nuclei_volume(shape=DEMO_SHAPE, seed=DEMO_SEED)
 

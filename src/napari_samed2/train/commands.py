@@ -90,7 +90,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 def parse_mix(text: str) -> dict[str, float]:
     """``"nuclei=0.3,cells=0.2"`` -> ``{"nuclei": 0.3, "cells": 0.2}`` (kinds of `synthetic`)."""
-    from .synthetic import GENERATORS
+    from ..synthetic import GENERATORS
 
     mix = {}
     for item in text.split(","):

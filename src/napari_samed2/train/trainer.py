@@ -335,7 +335,7 @@ def export_weights(
     destination: str | Path,
     name: str = "samed2-nano",
     description: str | None = None,
-    data: str = "synthetic microscopy and MRI/CT-like clips (napari_samed2.train.synthetic)",
+    data: str = "synthetic microscopy and MRI/CT-like clips (napari_samed2.synthetic)",
     overwrite: bool = True,
     record: dict | None = None,
 ) -> Path:
