@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .model import DEFAULT_MODEL  # the model layer (torch) loads with the registry
+
     parser = argparse.ArgumentParser(
         prog="samed2",
         description="SAMed-2 / SAM2 segmentation and propagation for volumes and videos.",
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--headless", action="store_true", help="no window even with a display")
     demo.add_argument("--out", default="samed2-demo", help="output folder (headless run)")
-    demo.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
+    demo.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint")
     demo.add_argument("--device", default=None, help="auto (default), cuda, mps or cpu")
     demo.set_defaults(func=_demo)
 
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     propagate.add_argument("input", help=".tif/.tiff, .npy or .zarr stack (or a 2-D image)")
     propagate.add_argument("--out", required=True, help="labels file to write (.tif or .npy)")
-    propagate.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
+    propagate.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint")
     propagate.add_argument("--device", default=None)
     propagate.add_argument("--axis", type=int, default=0, help="propagation axis (default 0)")
     propagate.add_argument("--point", action="append", default=[], metavar="F,R,C[@ID]")
