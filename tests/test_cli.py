@@ -112,7 +112,7 @@ def test_propagate_with_zoom_matches_a_zoomed_session(tiny_checkpoint, stack, tm
 
 
 def test_propagate_with_motion_matches_a_session_that_follows_motion(tmp_path):
-    from napari_samed2.train.synthetic import moving_cells_timelapse
+    from napari_samed2.synthetic import moving_cells_timelapse
 
     sample = moving_cells_timelapse((12, 96, 96), seed=30001, events=False)
     path = tmp_path / "movie.tif"

@@ -46,6 +46,8 @@ def _message(error: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .model import DEFAULT_MODEL  # the model layer (torch) loads with the registry
+
     parser = argparse.ArgumentParser(
         prog="samed2",
         description="SAMed-2 / SAM2 segmentation and propagation for volumes and videos.",
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--headless", action="store_true", help="no window even with a display")
     demo.add_argument("--out", default="samed2-demo", help="output folder (headless run)")
-    demo.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
+    demo.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint")
     demo.add_argument("--device", default=None, help="auto (default), cuda, mps or cpu")
     demo.set_defaults(func=_demo)
 
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.add_argument(
         "--force", action="store_true", help="replace --out/--confidence files that exist"
     )
-    propagate.add_argument("--model", default="samed2-nano", help="registry name or checkpoint")
+    propagate.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint")
     propagate.add_argument("--device", default=None)
     propagate.add_argument(
         "--axis",

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .model import DEFAULT_MODEL
 from .pipeline import Prompt, segment_stack
 from .train.metrics import dice
 
@@ -37,7 +38,7 @@ class DemoResult:
 
 def demo_sample():
     """The demo volume and its ground truth (a seeded synthetic nuclei stack)."""
-    from .train.synthetic import nuclei_volume
+    from .synthetic import nuclei_volume
 
     return nuclei_volume(shape=DEMO_SHAPE, seed=DEMO_SEED)
 
@@ -63,7 +64,7 @@ def has_display() -> bool:
     )
 
 
-def run_headless(out_dir: str | Path, model_name: str = "samed2-nano", device=None) -> DemoResult:
+def run_headless(out_dir: str | Path, model_name: str = DEFAULT_MODEL, device=None) -> DemoResult:
     """Segment the demo volume headless and write labels, overlay and Dice."""
     import tifffile
 
@@ -119,7 +120,7 @@ def write_overlay(path: Path, image, labels, truth, prompts) -> None:
         iio.imwrite(tmp, picture, extension=".png")
 
 
-def open_viewer(model_name: str = "samed2-nano", device=None):
+def open_viewer(model_name: str = DEFAULT_MODEL, device=None):
     """Open napari with the demo volume, the widget, the model and a propagated object."""
     import napari
 

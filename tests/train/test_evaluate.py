@@ -1,4 +1,4 @@
-"""Evaluation: baselines on clear images, corrupted frames, zoom, reports, the command."""
+"""Evaluation: baselines on clear images, zoom, reports, the command."""
 
 import argparse
 
@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_samed2.model import build_model, small_config
+from napari_samed2.synthetic import Degradation, nuclei_image, nuclei_volume
 from napari_samed2.train.baselines import random_walker_from_clicks, watershed_from_clicks
 from napari_samed2.train.commands import add_evaluate_parser, run_evaluate
 from napari_samed2.train.evaluate import (
@@ -14,11 +15,9 @@ from napari_samed2.train.evaluate import (
     ZOOMED,
     EvaluationReport,
     ObjectScore,
-    corrupt_frames,
     evaluate_data,
 )
 from napari_samed2.train.metrics import dice
-from napari_samed2.train.synthetic import Degradation, nuclei_image, nuclei_volume
 
 CLEAR = Degradation(blur_sigma=0.5, illumination=0.0, photons=0, read_noise=0.0, background=0.05)
 
@@ -59,20 +58,6 @@ def test_baselines_refuse_clicks_of_the_wrong_dimension():
     image, _, _ = _discs()
     with pytest.raises(ValueError, match="2 coordinates"):
         watershed_from_clicks(image, {1: (1, 2, 3)})
-
-
-def test_corrupt_frames_hides_labels_only_where_frames_are_replaced():
-    sample = nuclei_volume(shape=(12, 48, 48), seed=1)
-    corrupted = corrupt_frames(sample, seed=3, fraction=0.25)
-    frames = corrupted.events["corrupted"]
-    assert len(frames) == 3 and 0 not in frames and 11 not in frames
-    for frame in range(12):
-        if frame in frames:
-            assert (corrupted.labels[frame] == -1).all()
-            assert not np.array_equal(corrupted.image[frame], sample.image[frame])
-        else:
-            np.testing.assert_array_equal(corrupted.labels[frame], sample.labels[frame])
-            np.testing.assert_array_equal(corrupted.image[frame], sample.image[frame])
 
 
 def test_report_tables_show_means_and_margins():
@@ -117,13 +102,6 @@ def test_evaluate_command_rejects_unknown_suites(capsys):
     assert args.func is run_evaluate
     assert args.func(args) == 2
     assert "nonsense" in capsys.readouterr().err
-
-
-def test_corrupt_frames_in_a_burst_are_consecutive_and_inside():
-    sample = nuclei_volume(shape=(12, 48, 48), seed=1)
-    frames = corrupt_frames(sample, seed=3, fraction=0.34, burst=True).events["corrupted"]
-    assert len(frames) == 4 and frames == list(range(frames[0], frames[0] + 4))
-    assert frames[0] >= 1 and frames[-1] <= 10
 
 
 def test_another_seed_gives_other_held_out_images():

@@ -12,8 +12,8 @@ from scipy import ndimage
 
 from napari_samed2.engine import PropagationSession
 from napari_samed2.model import REGISTRY, load_model
+from napari_samed2.synthetic import nuclei_image
 from napari_samed2.train.metrics import dice
-from napari_samed2.train.synthetic import nuclei_image
 
 NANO = resources.files("napari_samed2").joinpath(REGISTRY["samed2-nano"].bundled)
 
@@ -72,8 +72,8 @@ def test_zoom_segments_small_nuclei_in_a_large_field_that_the_whole_view_misses(
 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 def test_selective_memory_keeps_cells_through_bad_frames_that_sam2s_memory_loses():
-    from napari_samed2.train.evaluate import _clicks_on_frames, corrupt_frames
-    from napari_samed2.train.synthetic import moving_cells_timelapse
+    from napari_samed2.synthetic import corrupt_frames, moving_cells_timelapse
+    from napari_samed2.train.evaluate import _clicks_on_frames
 
     # frames 4, 5, 7 and 12 are noise or blank (scored on the clean frames only)
     sample = corrupt_frames(moving_cells_timelapse((16, 96, 96), seed=30001, events=False), 30001)
@@ -93,8 +93,8 @@ def test_selective_memory_keeps_cells_through_bad_frames_that_sam2s_memory_loses
 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 def test_temporal_connectivity_drops_islands_and_drifts_less():
+    from napari_samed2.synthetic import moving_cells_timelapse
     from napari_samed2.train.evaluate import _clicks_on_frames
-    from napari_samed2.train.synthetic import moving_cells_timelapse
 
     sample = moving_cells_timelapse((24, 128, 128), seed=22002, events=False)
     clicks = _clicks_on_frames(sample.labels, "timelapse")
@@ -115,8 +115,8 @@ def test_temporal_connectivity_drops_islands_and_drifts_less():
 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 def test_carried_masks_that_follow_motion_track_moving_cells_better():
+    from napari_samed2.synthetic import moving_cells_timelapse
     from napari_samed2.train.evaluate import _clicks_on_frames
-    from napari_samed2.train.synthetic import moving_cells_timelapse
 
     sample = moving_cells_timelapse((24, 128, 128), seed=22002, events=False)
     clicks = _clicks_on_frames(sample.labels, "timelapse")
@@ -132,8 +132,8 @@ def test_carried_masks_that_follow_motion_track_moving_cells_better():
 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 def test_flip_averaging_segments_clicked_cells_better():
+    from napari_samed2.synthetic import cells_image
     from napari_samed2.train.prompts import centre_click
-    from napari_samed2.train.synthetic import cells_image
 
     sample = cells_image(shape=(256, 256), seed=30013)
     ids = sample.object_ids

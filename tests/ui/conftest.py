@@ -26,6 +26,6 @@ def tiny_model() -> LoadedModel:
 
 @pytest.fixture(scope="session")
 def small_volume() -> np.ndarray:
-    from napari_samed2.train.synthetic import nuclei_volume
+    from napari_samed2.synthetic import nuclei_volume
 
     return nuclei_volume(shape=(10, 64, 64), seed=1).image

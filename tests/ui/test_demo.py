@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gui
 def test_show_demo_prompts_segments_and_propagates(make_napari_viewer, tiny_model, qtbot):
     from napari_samed2.demo import demo_prompts
     from napari_samed2.pipeline import Prompt
-    from napari_samed2.train.synthetic import nuclei_volume
+    from napari_samed2.synthetic import nuclei_volume
 
     sample = nuclei_volume(shape=(8, 64, 64), seed=3)
     prompts, _ = demo_prompts(sample.labels, count=2)

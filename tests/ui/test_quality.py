@@ -24,7 +24,7 @@ def run(qtbot, widget, action) -> None:
 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 def test_one_click_follows_a_nucleus_and_a_correction_helps(make_napari_viewer, qtbot):
-    from napari_samed2.train.synthetic import nuclei_volume
+    from napari_samed2.synthetic import nuclei_volume
 
     sample = nuclei_volume(shape=(16, 128, 128), seed=11)
     viewer = make_napari_viewer()
@@ -74,7 +74,7 @@ def test_one_click_follows_a_nucleus_and_a_correction_helps(make_napari_viewer, 
 @pytest.mark.skipif(not NANO.is_file(), reason="the embedded samed2-nano weights are not built")
 @pytest.mark.parametrize("paint_first", [False, True])
 def test_a_new_object_takes_the_pixels_the_engine_gives_it(make_napari_viewer, qtbot, paint_first):
-    from napari_samed2.train.synthetic import nuclei_image
+    from napari_samed2.synthetic import nuclei_image
 
     sample = nuclei_image(shape=(128, 128), seed=4)  # nuclei 10 and 15 touch
     first, second = sample.labels == 10, sample.labels == 15

@@ -221,7 +221,7 @@ def test_gui_stays_responsive_while_propagating(annotator, qtbot):
 
 
 def test_closing_the_viewer_mid_run_ends_the_worker(make_napari_viewer, tiny_model, qtbot):
-    from napari_samed2.train.synthetic import nuclei_volume
+    from napari_samed2.synthetic import nuclei_volume
 
     viewer = make_napari_viewer()
     viewer.add_image(nuclei_volume(shape=(24, 64, 64), seed=2).image, name="long")
@@ -482,7 +482,7 @@ def test_a_time_axis_turns_on_follow_motion(make_napari_viewer, tiny_model, smal
 
 
 def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer, tiny_model, qtbot):
-    from napari_samed2.train.synthetic import nuclei_volume
+    from napari_samed2.synthetic import nuclei_volume
 
     volume = nuclei_volume(shape=(4, 256, 256), seed=2).image
     viewer = make_napari_viewer()

@@ -1,5 +1,4 @@
-"""Training, evaluation and synthetic data for SAMed-2 / SAM2 networks.
+"""Training and evaluation of SAMed-2 / SAM2 networks (data from `napari_samed2.synthetic`).
 
-Submodules are imported on demand: `synthetic` needs only numpy and scipy, so napari's sample
-data does not pull in torch.
+Submodules are imported on demand, so importing the package costs nothing.
 """

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import synthetic
+from .. import synthetic
 
 # Relative frequency of each data kind in training.
 # Fluorescence-like data dominates: it is what the plugin's users and the demo segment, and a

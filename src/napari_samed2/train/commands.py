@@ -16,6 +16,8 @@ from ..cli_logging import add_verbosity_option, log_to_stderr
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``train``: train a network on synthetic clips (resumable) and export safetensors."""
+    from ..model import DEFAULT_MODEL
+
     parser = subparsers.add_parser(
         "train",
         help="train a SAMed-2 network on synthetic clips (resumable)",
@@ -85,7 +87,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--export", type=Path, default=None, help="write the final weights to this .safetensors"
     )
-    parser.add_argument("--name", default="samed2-nano", help="model name stored in the export")
+    parser.add_argument("--name", default=DEFAULT_MODEL, help="model name stored in the export")
     add_verbosity_option(parser)
     parser.set_defaults(func=run_train)
     return parser
@@ -93,7 +95,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 def parse_mix(text: str) -> dict[str, float]:
     """``"nuclei=0.3,cells=0.2"`` -> ``{"nuclei": 0.3, "cells": 0.2}`` (kinds of `synthetic`)."""
-    from .synthetic import GENERATORS
+    from ..synthetic import GENERATORS
 
     mix = {}
     for item in text.split(","):
@@ -174,6 +176,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``evaluate``: the quality tables of the model card, for any model and data set."""
+    from ..model import DEFAULT_MODEL
+
     parser = subparsers.add_parser(
         "evaluate",
         help="measure a model (Dice) on held-out synthetic suites or your own labelled data",
@@ -181,7 +185,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         "(volumes, time-lapses), small objects, selective vs sam2 memory; a seeded watershed and "
         "scikit-image's random walker get the same clicks. Prints a markdown table.",
     )
-    parser.add_argument("--model", default="samed2-nano", help="registry name or checkpoint path")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint path")
     parser.add_argument(
         "--suite",
         action="append",

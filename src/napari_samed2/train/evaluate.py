@@ -25,8 +25,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import synthetic
 from ..engine import PropagationSession
-from . import synthetic
+from ..synthetic import corrupt_frames
 from .baselines import random_walker_from_clicks, watershed_from_clicks
 from .clips import scale_intensity
 from .metrics import SIZE_BUCKETS, dice, equivalent_diameter, size_bucket
@@ -261,38 +262,6 @@ def held_out_sets(suites: Iterable[str], quick: bool = False, seed: int = EVAL_S
         else:
             raise ValueError(f"unknown suite {suite!r}; expected one of {SUITES} or 'all'")
     return sets
-
-
-def corrupt_frames(
-    sample: synthetic.SyntheticSample, seed: int, fraction: float = 0.25, burst: bool = False
-) -> synthetic.SyntheticSample:
-    """Replace ``fraction`` of the frames by pure noise or a blank (constant) frame.
-
-    The labels of corrupted frames are set to -1 (not scored): the object cannot be seen there;
-    what matters is whether the frames after them are still right. ``burst`` corrupts one run
-    of consecutive frames instead of scattered ones (a memory that keeps bad frames fills up
-    with them).
-    """
-    rng = np.random.default_rng([seed, 7])
-    frames = sample.image.shape[0]
-    count = min(max(1, round(fraction * frames)), frames - 2)
-    if burst:
-        first = int(rng.integers(1, frames - count))
-        picks = np.arange(first, first + count)
-    else:
-        picks = rng.choice(np.arange(1, frames - 1), size=count, replace=False)
-    image = sample.image.copy()
-    labels = sample.labels.copy()
-    low, high = np.percentile(sample.image, (1, 99))
-    for frame in picks:
-        if rng.random() < 0.5:
-            image[frame] = rng.uniform(low, high, image.shape[1:]).astype(image.dtype)
-        else:
-            image[frame] = np.asarray(low, image.dtype)
-        labels[frame] = -1
-    events = dict(sample.events)
-    events["corrupted"] = sorted(int(p) for p in picks)
-    return synthetic.SyntheticSample(image, labels, sample.axis, sample.kind, events)
 
 
 # -- running ---------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, write_text_atomic
 from ..model import (
+    DEFAULT_MODEL,
     REGISTRY,
     CheckpointError,
     UnsafeCheckpointError,
@@ -414,9 +415,9 @@ def read_log(run_dir: str | Path) -> list[dict[str, float]]:
 def export_weights(
     run_dir: str | Path,
     destination: str | Path,
-    name: str = "samed2-nano",
+    name: str = DEFAULT_MODEL,
     description: str | None = None,
-    data: str = "synthetic microscopy and MRI/CT-like clips (napari_samed2.train.synthetic)",
+    data: str = "synthetic microscopy and MRI/CT-like clips (napari_samed2.synthetic)",
     overwrite: bool = True,
     record: dict | None = None,
 ) -> Path:
@@ -432,7 +433,7 @@ def export_weights(
     net.load_state_dict(state["model"])
     spec = REGISTRY.get(name)
     preprocessing = replace(
-        spec.preprocessing if spec is not None else REGISTRY["samed2-nano"].preprocessing,
+        spec.preprocessing if spec is not None else REGISTRY[DEFAULT_MODEL].preprocessing,
         click_seed=settings.click_seed,
         carry_mask=settings.carry_mask,
     )

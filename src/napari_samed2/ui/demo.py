@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..model import LoadedModel
+from ..model import DEFAULT_MODEL, LoadedModel
 from .prompt_layers import NEGATIVE, POSITIVE, set_sign
 from .widget import SAMed2Widget
 
@@ -15,7 +15,7 @@ def show_demo(
     viewer,
     sample,
     prompts: Sequence,
-    model_name: str = "samed2-nano",
+    model_name: str = DEFAULT_MODEL,
     device: str | None = None,
     model: LoadedModel | None = None,
 ) -> SAMed2Widget:

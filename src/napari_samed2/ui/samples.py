@@ -10,7 +10,7 @@ LayerData = tuple[Any, dict[str, Any], str]
 
 def nuclei_volume_sample() -> list[LayerData]:
     """A synthetic fluorescence volume (Z, Y, X) of nuclei, with its ground-truth labels."""
-    from ..train.synthetic import nuclei_volume
+    from ..synthetic import nuclei_volume
 
     sample = nuclei_volume(shape=(24, 128, 128), seed=0)
     return _with_ground_truth(sample, "nuclei volume", ("z", "y", "x"))
@@ -18,7 +18,7 @@ def nuclei_volume_sample() -> list[LayerData]:
 
 def moving_cells_sample() -> list[LayerData]:
     """A synthetic time-lapse (T, Y, X) of moving, dividing cells, with ground-truth labels."""
-    from ..train.synthetic import moving_cells_timelapse
+    from ..synthetic import moving_cells_timelapse
 
     sample = moving_cells_timelapse(shape=(24, 128, 128), seed=0)
     return _with_ground_truth(sample, "moving cells", ("t", "y", "x"))

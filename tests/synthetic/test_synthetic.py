@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_samed2.train import synthetic
-from napari_samed2.train.synthetic import (
+from napari_samed2 import synthetic
+from napari_samed2.synthetic import (
     GENERATORS,
     Degradation,
     moving_cells_timelapse,
