@@ -7,7 +7,6 @@ import json
 
 import pytest
 import torch
-from tests.crafted import nano_with, opens, write_checkpoint
 
 from napari_samed2.cli import main
 from napari_samed2.model import CheckpointError, UnsafeCheckpointError, nano_config, small_config
@@ -18,6 +17,7 @@ from napari_samed2.train.trainer import (
     read_state,
     train,
 )
+from tests.crafted import nano_with, opens, write_checkpoint
 
 
 def crafted_run(run_dir, marker, **settings_overrides):
