@@ -61,6 +61,23 @@ def test_full_bank_replaces_most_similar_only_when_more_confident():
     assert not bank.offer(_entry(5, 1.0)) and len(bank) == 2
 
 
+def test_entries_change_only_through_the_bank_and_every_change_is_a_revision():
+    bank = LongTermBank(capacity=8)
+    entries = [_entry(seed, 0.5) for seed in range(3)]
+    for entry in entries:
+        bank.offer(entry)
+    revision = bank.revision
+    assert bank.remove_entries([entries[1].uid, 12345]) == 1
+    assert [e.uid for e in bank.entries] == [entries[0].uid, entries[2].uid]
+    assert bank.revision == revision + 1
+    assert bank.remove_entries([entries[1].uid]) == 0 and bank.revision == revision + 1
+    bank.set_entries(entries)  # an undo back to the earlier content
+    assert [e.uid for e in bank.entries] == [e.uid for e in entries]
+    assert bank.revision == revision + 2
+    bank.set_entries(list(entries))  # same content: no new revision
+    assert bank.revision == revision + 2
+
+
 def test_gate():
     assert passes_gate(0.8, 1.0, 0.5)
     assert not passes_gate(0.8, -0.1, 0.5)

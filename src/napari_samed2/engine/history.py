@@ -108,20 +108,13 @@ def restore_snapshot(session: PropagationSession, snapshot: SessionSnapshot) -> 
     session.results.clear()
     session.results.update({f: _copy_result(r) for f, r in snapshot.results.items()})
     session.last_frame = snapshot.last_frame
-    _restore_bank(snapshot.bank, snapshot.bank_entries)
+    snapshot.bank.set_entries(snapshot.bank_entries)
     flipped = session._flipped or {}
     for flip, other in flipped.items():
         if snapshot.flipped is not None and flip in snapshot.flipped:
             restore_snapshot(other, snapshot.flipped[flip])
         else:  # the flipped sessions were made after the snapshot: they knew nothing then
             other.reset(bank=True)
-
-
-def _restore_bank(bank: LongTermBank, entries: tuple[BankEntry, ...]) -> None:
-    if [e.uid for e in bank.entries] == [e.uid for e in entries]:
-        return
-    bank.entries = list(entries)
-    bank.revision += 1  # new content under this name: a revision number is never reused
 
 
 def _copy_track(track: ObjectTrack) -> ObjectTrack:

@@ -192,6 +192,24 @@ class LongTermBank:
             self.revision += 1
         return before - len(self.entries)
 
+    def remove_entries(self, uids) -> int:
+        """Drop the entries whose ``uid`` is in ``uids``; return how many were dropped."""
+        uids = set(uids)
+        before = len(self.entries)
+        self.entries = [e for e in self.entries if e.uid not in uids]
+        if len(self.entries) != before:
+            self.revision += 1
+        return before - len(self.entries)
+
+    def set_entries(self, entries) -> None:
+        """Replace the content with ``entries`` (an undo going back to earlier content); a
+        new revision unless the content is the same."""
+        entries = list(entries)
+        if [e.uid for e in self.entries] == [e.uid for e in entries]:
+            return
+        self.entries = entries
+        self.revision += 1  # new content under this name: a revision number is never reused
+
     def clear(self) -> None:
         self.entries.clear()
         self.revision += 1

@@ -457,8 +457,7 @@ class PropagationSession:
             if obj_id in other.object_ids:
                 other.remove_object(obj_id)
         if not self.bank.frozen:
-            uids = set(track.bank_uids.values())
-            self.bank.entries = [e for e in self.bank.entries if e.uid not in uids]
+            self.bank.remove_entries(track.bank_uids.values())
         for frame in list(self.results):
             had_it = obj_id in self.results[frame].masks
             self.results[frame] = self.results[frame].without(obj_id)
