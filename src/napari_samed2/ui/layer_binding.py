@@ -20,7 +20,14 @@ from .frames import FrameGeometry, infer_frame_axis
 from .image_state import ImageState
 from .labels_writer import LabelsWriter
 from .panels import label_shape
-from .prompt_layers import make_boxes_layer, make_points_layer
+from .prompt_layers import (
+    POSITIVE,
+    make_boxes_layer,
+    make_points_layer,
+    set_prompt_object,
+    set_sign,
+    toggle_sign,
+)
 from .shortcuts import POINTS_SHORTCUTS, bind_shortcuts
 
 if TYPE_CHECKING:
@@ -43,14 +50,15 @@ class LayerBinding:
         self.layer_shortcuts: list[tuple[object, dict]] = []
 
     def bind_points_keys(self, points) -> None:
-        self.layer_shortcuts.append(
-            (points, bind_shortcuts(points, self._widget, POINTS_SHORTCUTS))
-        )
+        """Bind the points keys (toggle sign) on the Points layer ``points``."""
+        self.layer_shortcuts.append((points, bind_shortcuts(points, self, POINTS_SHORTCUTS)))
 
     def image_layers(self) -> list[Image]:
+        """The viewer's image layers, in layer-list order."""
         return [layer for layer in self._widget.viewer.layers if isinstance(layer, Image)]
 
     def refresh_image_choices(self) -> None:
+        """List the image layers; choose the first one if the current one went."""
         current = self._widget.state.image if self._widget.state else None
         images = self.image_layers()
         self._widget.image_panel.show_images(images, current if current in images else None)
@@ -61,16 +69,18 @@ class LayerBinding:
             self.show_state(None)
 
     def on_layers_changed(self, event=None) -> None:
+        """A layer was added or removed: list images and Labels layers again."""
         self.refresh_image_choices()
         self.refresh_labels_choices()
 
     def on_layer_removed(self, event) -> None:
+        """Drop the removed layer from every image state that used it."""
         layer = event.value
         for key, state in list(self._widget.states.items()):
             if state.image is layer:
                 if self._widget.run is not None and state is self._widget.run_control.run_state:
                     # never wait here (the GUI would freeze for the frame being computed):
-                    # the worker ends after its frame, and _on_run_finished drops the state
+                    # the worker ends after its frame, and RunControl drops the state at its end
                     self._widget.run.stop()
                 else:
                     state.close_session()
@@ -99,6 +109,7 @@ class LayerBinding:
         raise ValueError(f"{layer.name!r} is not an image layer of this viewer")
 
     def on_image_chosen(self, index: int) -> None:
+        """The image combo box chose entry ``index``: work on that image."""
         if index < 0:
             return
         layer_id = self._widget.image_combo.itemData(index)
@@ -128,11 +139,13 @@ class LayerBinding:
         self.show_state(state)
 
     def save_objects(self) -> None:
+        """Keep the object list of the current image on its state."""
         if self._widget.state is not None:
             self._widget.state.objects = self._widget.object_list.objects()
             self._widget.state.selected = self._widget.object_list.current_id()
 
     def show_state(self, state: ImageState | None) -> None:
+        """Work on image ``state`` (None: no image): its objects, axis, labels, options."""
         self._widget.state = state
         self._widget.object_list.clear()
         if state is not None:
@@ -147,12 +160,14 @@ class LayerBinding:
         self._widget._update_enabled()
 
     def refresh_axis_choices(self) -> None:
+        """List the current image's axes, its frame axis selected."""
         state = self._widget.state
         self._widget.image_panel.show_axes(
             state.image if state else None, state.frame_axis if state else None
         )
 
     def on_axis_chosen(self, index: int) -> None:
+        """The axis combo box chose entry ``index``."""
         self.set_frame_axis(self._widget.axis_combo.itemData(index))
 
     def set_frame_axis(self, axis: int | None) -> None:
@@ -171,15 +186,18 @@ class LayerBinding:
         self._widget._refresh_confidence()
 
     def labels_layers(self) -> list[Labels]:
+        """The viewer's Labels layers, in layer-list order."""
         return [layer for layer in self._widget.viewer.layers if isinstance(layer, Labels)]
 
     def refresh_labels_choices(self) -> None:
+        """List the Labels layers that fit the current image."""
         state = self._widget.state
         self._widget.image_panel.show_labels(
             self.labels_layers(), state.image if state else None, state.labels if state else None
         )
 
     def on_labels_chosen(self, index: int) -> None:
+        """The Labels combo box chose entry ``index``."""
         layer_id = self._widget.labels_combo.itemData(index)
         layer = next((lyr for lyr in self.labels_layers() if id(lyr) == layer_id), None)
         if layer is not None:
@@ -219,6 +237,7 @@ class LayerBinding:
         layer.events.set_data.connect(self._widget.run_control.on_labels_redrawn)
 
     def on_labels_colours(self, event=None) -> None:
+        """The Labels layer's colours changed: recolour the object list."""
         self._widget.object_list.refresh_colours()
 
     def ensure_layers(self, state: ImageState) -> None:
@@ -244,6 +263,7 @@ class LayerBinding:
         self._widget.object_list.refresh_colours()
 
     def on_paint(self, event) -> None:
+        """The user painted: note the touched frames as pending corrections."""
         state = self._widget.state
         if state is None or state.labels is None:
             return
@@ -262,13 +282,60 @@ class LayerBinding:
         self._widget._update_enabled()
 
     def geometry(self, state: ImageState) -> FrameGeometry:
+        """The frame geometry of ``state``'s image at the viewer's position."""
         image = state.image
         position = image.world_to_data(self._widget.viewer.dims.point)
         return FrameGeometry.for_layer(image.data.shape, image.rgb, state.frame_axis, position)
 
     def writer(self, state: ImageState) -> LabelsWriter:
+        """The `LabelsWriter` of ``state``'s Labels layer (made when missing or stale)."""
         if state.geometry is None:
             state.geometry = self.geometry(state)
         if state.writer is None or state.writer.layer is not state.labels:
             state.writer = LabelsWriter(state.labels, state.geometry)
         return state.writer
+
+    def on_object_selected(self, obj_id: int) -> None:
+        """Object ``obj_id`` was selected: new prompts and paint are its."""
+        state = self._widget.state
+        if state is None:
+            return
+        state.selected = obj_id
+        set_prompt_object(state.points, state.boxes, obj_id)
+        if state.labels is not None:
+            state.labels.selected_label = obj_id
+        self._widget._refresh_confidence()
+
+    def start_points(self, sign: str = POSITIVE) -> None:
+        """Select the Points layer in add mode; new clicks get ``sign``."""
+        state = self.require_object()
+        if state is None:
+            return
+        set_sign(state.points, sign)
+        self._widget.viewer.layers.selection.active = state.points
+        state.points.mode = "add"
+
+    def start_box(self) -> None:
+        """Select the Shapes layer in rectangle mode."""
+        state = self.require_object()
+        if state is None:
+            return
+        self._widget.viewer.layers.selection.active = state.boxes
+        state.boxes.mode = "add_rectangle"
+
+    def _toggle_sign(self, layer=None) -> None:
+        """Toggle the sign of new points (the points layer's key)."""
+        if self._widget.state is not None and self._widget.state.points is not None:
+            sign = toggle_sign(self._widget.state.points)
+            self._widget.status.setText(f"New points are {sign}.")
+
+    def require_object(self) -> ImageState | None:
+        """The current image state with a selected object and its layers, or None."""
+        state = self._widget._require_state()
+        if state is None:
+            return None
+        if self._widget.object_list.current_id() is None:
+            self._widget.add_object()
+        self.ensure_layers(state)
+        set_prompt_object(state.points, state.boxes, self._widget.object_list.current_id())
+        return state

@@ -57,7 +57,7 @@ class RunControl:
         Points and/or a box on this frame are used; without them, the object's pixels in the
         Labels layer on this frame are used as a mask prompt.
         """
-        state = self._widget._require_object()
+        state = self._widget.layer_binding.require_object()
         if state is None or not self.ready(state):
             return
         frame = self._widget.current_frame()
@@ -172,6 +172,7 @@ class RunControl:
         self.run.start()
 
     def _expected_frames(self, state: ImageState, steps: list) -> int:
+        """How many frames ``steps`` will report (the progress bar's total)."""
         total = 0
         for step in steps:
             if isinstance(step, Call):
@@ -185,6 +186,7 @@ class RunControl:
         return max(total, 1)
 
     def _on_result(self, state: ImageState, step, result) -> None:
+        """Write one frame's result of the run on ``state`` (GUI thread)."""
         if self.closed or not self.is_live(state):
             return  # the image was removed: its run is stopping, its state going
         previous = state.results.get(result.frame)
@@ -218,6 +220,7 @@ class RunControl:
             self.progress_bar.update(1)
 
     def _on_finished(self, state: ImageState, error: BaseException | None) -> None:
+        """The run on ``state`` ended: record its undo step and report."""
         run, self.run = self.run, None
         if self.progress_bar is not None:
             self.progress_bar.close()
@@ -278,6 +281,7 @@ class RunControl:
         return any(known is state for known in self._widget.states.values())
 
     def on_labels_redrawn(self, event=None) -> None:
+        """The Labels layer was redrawn (maybe an undo): let the model follow."""
         state = self._widget.state
         if state is None or self.run is not None or state.labels is None:
             return
@@ -288,6 +292,7 @@ class RunControl:
         self.sync_model(state, force=False)
 
     def _undo_during_run(self) -> None:
+        """Ctrl-Z on the Labels layer during a run: tell the user to wait."""
         show_info("Wait for the running job to finish, or stop it (⇧X), before undoing.")
 
     @contextmanager
@@ -338,6 +343,7 @@ class RunControl:
             self._widget._update_enabled()
 
     def _bank_text(self, state: ImageState) -> str:
+        """The memory bank's size, for the status line."""
         bank = getattr(state.session, "bank", None)
         return "" if bank is None else f"Memory bank: {len(bank)} entries."
 

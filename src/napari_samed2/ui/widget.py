@@ -3,7 +3,10 @@
 The widget is glue: prompts come from napari layers (`prompt_layers`), the engine does the
 work in a thread worker (`runner`), masks go into the Labels layer through `LabelsWriter`
 (one undo step per run), and the confidence strip shows the selected object's per-frame
-confidence. No model code lives here.
+confidence. No model code lives here. Its parts are plain objects it owns: `LayerBinding`
+(which image, Labels and prompt layers), `RunControl` (engine runs, their end, undo sync) and
+`OptionsPanel` (per-image options); the widget builds the panels, wires their signals and
+keeps the methods scripts and shortcuts call.
 
 One writer at a time: while a run works on a session, every control that would change that
 session is disabled (and Ctrl-Z on its Labels layer waits). Undo reaches the model: each run,
@@ -30,14 +33,7 @@ from .layer_binding import LayerBinding
 from .model_picker import ModelPicker
 from .options_panel import OptionsPanel
 from .panels import ActionsPanel, ImagePanel, ObjectsPanel, ReviewPanel
-from .prompt_layers import (
-    NEGATIVE,
-    POSITIVE,
-    remove_object_prompts,
-    set_prompt_object,
-    set_sign,
-    toggle_sign,
-)
+from .prompt_layers import NEGATIVE, POSITIVE, remove_object_prompts
 from .run_control import RunControl
 from .runner import EngineRun, WindowCloseWatcher
 from .shortcuts import bind_shortcuts, unbind_shortcuts
@@ -84,9 +80,7 @@ class SAMed2Widget(QWidget):
         self.layer_binding.refresh_image_choices()
         self._update_enabled()
 
-    # =========================================================================================
-    # layout
-    # =========================================================================================
+    # layout -----------------------------------------------------------------------------------
 
     def _build(self) -> None:
         self.model_picker = ModelPicker()
@@ -139,7 +133,7 @@ class SAMed2Widget(QWidget):
         self.labels_combo.activated.connect(self.layer_binding.on_labels_chosen)
         self.object_list.add_button.clicked.connect(self.add_object)
         self.object_list.delete_button.clicked.connect(self.delete_selected_object)
-        self.object_list.selected.connect(self._on_object_selected)
+        self.object_list.selected.connect(self.layer_binding.on_object_selected)
         self.object_list.renamed.connect(lambda *_: self._refresh_confidence())
         self.objects_panel.positive_button.clicked.connect(lambda: self.start_points(POSITIVE))
         self.objects_panel.negative_button.clicked.connect(lambda: self.start_points(NEGATIVE))
@@ -185,9 +179,7 @@ class SAMed2Widget(QWidget):
         if self.run is not None:
             self.run_control.stop()
 
-    # =========================================================================================
-    # model
-    # =========================================================================================
+    # model ------------------------------------------------------------------------------------
 
     def set_model(self, loaded: LoadedModel) -> None:
         """Use ``loaded`` for every image from now on (sessions restart; labels stay)."""
@@ -201,9 +193,7 @@ class SAMed2Widget(QWidget):
         self._refresh_confidence()
         self._update_enabled()
 
-    # =========================================================================================
-    # objects and prompts
-    # =========================================================================================
+    # objects and prompts ----------------------------------------------------------------------
 
     def add_object(self, name: str | None = None) -> int | None:
         """Add an object with the next free label id and select it; returns the id."""
@@ -260,41 +250,7 @@ class SAMed2Widget(QWidget):
         state.objects = self.object_list.objects()
         self._refresh_confidence()
 
-    def _on_object_selected(self, obj_id: int) -> None:
-        state = self.state
-        if state is None:
-            return
-        state.selected = obj_id
-        set_prompt_object(state.points, state.boxes, obj_id)
-        if state.labels is not None:
-            state.labels.selected_label = obj_id
-        self._refresh_confidence()
-
-    def start_points(self, sign: str = POSITIVE) -> None:
-        """Select the Points layer in add mode; new clicks get ``sign``."""
-        state = self._require_object()
-        if state is None:
-            return
-        set_sign(state.points, sign)
-        self.viewer.layers.selection.active = state.points
-        state.points.mode = "add"
-
-    def start_box(self) -> None:
-        """Select the Shapes layer in rectangle mode."""
-        state = self._require_object()
-        if state is None:
-            return
-        self.viewer.layers.selection.active = state.boxes
-        state.boxes.mode = "add_rectangle"
-
-    def _toggle_sign(self, layer=None) -> None:
-        if self.state is not None and self.state.points is not None:
-            sign = toggle_sign(self.state.points)
-            self.status.setText(f"New points are {sign}.")
-
-    # =========================================================================================
-    # engine actions
-    # =========================================================================================
+    # engine actions ---------------------------------------------------------------------------
 
     def propagate_forward(self) -> None:
         self.propagate("forward")
@@ -316,9 +272,7 @@ class SAMed2Widget(QWidget):
         later = [f for f in weak if f > frame]
         self.go_to_frame(later[0] if later else weak[0])
 
-    # =========================================================================================
-    # frames, confidence
-    # =========================================================================================
+    # frames, confidence -----------------------------------------------------------------------
 
     def current_frame(self) -> int:
         state = self.state
@@ -359,9 +313,7 @@ class SAMed2Widget(QWidget):
         self.confidence.set_track(self._track(), title=f"confidence · {name}")
         self._on_step_changed()
 
-    # =========================================================================================
-    # the widget's API (tests, scripts, shortcuts): run_control, layer_binding, options
-    # =========================================================================================
+    # the widget's API (tests, scripts, shortcuts): run_control, layer_binding, options --------
 
     @property
     def run(self) -> EngineRun | None:
@@ -373,8 +325,7 @@ class SAMed2Widget(QWidget):
         return self.run_control.progress_bar
 
     def segment_frame(self) -> None:
-        """Segment the selected object on the current frame from its prompts (see
-        `RunControl.segment_frame`)."""
+        """Segment the selected object on the current frame from its prompts (or paint)."""
         self.run_control.segment_frame()
 
     def propagate(self, direction: str = "both") -> None:
@@ -395,6 +346,14 @@ class SAMed2Widget(QWidget):
 
     def _start_run(self, kind: str, state: ImageState, steps: list, **options) -> None:
         self.run_control.start(kind, state, steps, **options)
+
+    def start_points(self, sign: str = POSITIVE) -> None:
+        """Select the Points layer in add mode; new clicks get ``sign``."""
+        self.layer_binding.start_points(sign)
+
+    def start_box(self) -> None:
+        """Select the Shapes layer in rectangle mode."""
+        self.layer_binding.start_box()
 
     def select_image(self, layer: Image) -> None:
         """Work on image layer ``layer`` (as choosing it in the combo box does)."""
@@ -431,24 +390,12 @@ class SAMed2Widget(QWidget):
         """Move carried masks with the objects' motion (live, from the next frame)."""
         self.options.set_motion(motion)
 
-    # =========================================================================================
-    # plumbing
-    # =========================================================================================
+    # plumbing ---------------------------------------------------------------------------------
 
     def _require_state(self) -> ImageState | None:
         if self.state is None:
             show_error("Open or choose an image layer first.")
         return self.state
-
-    def _require_object(self) -> ImageState | None:
-        state = self._require_state()
-        if state is None:
-            return None
-        if self.object_list.current_id() is None:
-            self.add_object()
-        self.layer_binding.ensure_layers(state)
-        set_prompt_object(state.points, state.boxes, self.object_list.current_id())
-        return state
 
     def _colour_of(self, obj_id: int) -> np.ndarray:
         state = self.state
@@ -491,7 +438,7 @@ class SAMed2Widget(QWidget):
         if self.axis_combo.count() == 1 and self.axis_combo.itemData(0) is None:
             self.axis_combo.setEnabled(False)  # a 2-D image: nothing to choose
 
-    # Qt: stop the worker when the main window closes; release the viewer when we close -------
+    # Qt: stop the worker when the main window closes; release the viewer when we close --------
 
     def event(self, event) -> bool:  # Qt override
         if event.type() == QEvent.Type.ParentChange:
