@@ -26,9 +26,9 @@ from qtpy.QtCore import QEvent, Qt, Signal
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
 from ..engine import MemorySettings, PropagationSession, SessionSettings
+from ..labelset import AcceptedFrame, correction_segments, painted_frames
 from ..model import LoadedModel
 from .confidence_view import ConfidenceTrack
-from .corrections import AcceptedFrame, correction_segments, painted_frames
 from .frames import FrameAxisError, FrameGeometry, infer_frame_axis
 from .image_state import ImageState
 from .labels_writer import LabelsWriter
