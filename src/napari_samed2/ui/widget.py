@@ -26,7 +26,7 @@ from qtpy.QtCore import QEvent, Qt, Signal
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
 from ..engine import MemorySettings, PropagationSession, SessionSettings
-from ..labelset import AcceptedFrame, correction_segments, painted_frames
+from ..labelset import AcceptedFrame, correction_segments, frame_write, painted_frames
 from ..model import LoadedModel
 from .confidence_view import ConfidenceTrack
 from .frames import FrameAxisError, FrameGeometry, infer_frame_axis
@@ -774,24 +774,18 @@ class SAMed2Widget(QWidget):
         writer = state.writer
         if writer is None or state.labels is None:
             return  # the Labels layer was deleted mid-run; the run is being stopped
-        painted = state.pending.frames.get(result.frame, set())
-        takes_from: set[int] = set()
-        if isinstance(step, Call):
-            masks = {obj: result.masks[obj] for obj in step.write if obj in result.masks}
-            if masks:
-                # the engine gave the prompted object the pixels where its logit beats the
-                # other objects': they give those up (unless they hold unaccepted paint)
-                takes_from = {obj for obj in result.masks if obj not in masks} - set(painted)
-        else:
-            # never overwrite a frame the user confirmed, or one painted since the run began
-            masks = {
-                obj: mask
-                for obj, mask in result.masks.items()
-                if result.frame not in self._run_protected.get(obj, ()) and obj not in painted
-            }
-        if masks:
+        write = frame_write(
+            result.frame,
+            result.masks,
+            write=step.write if isinstance(step, Call) else None,
+            painted=state.pending.frames.get(result.frame, ()),
+            protected=self._run_protected,
+        )
+        if write.masks:
             on_screen = state is self.state and result.frame == self.current_frame()
-            writer.write_run_frame(result.frame, masks, refresh=on_screen, takes_from=takes_from)
+            writer.write_run_frame(
+                result.frame, write.masks, refresh=on_screen, takes_from=write.takes_from
+            )
         if state is self.state:
             self._refresh_confidence()
         self.frame_done.emit(int(result.frame))
