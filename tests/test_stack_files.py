@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_samed2.pipeline import Prompt, parse_prompt
+from napari_samed2.cli_prompts import parse_prompt
+from napari_samed2.pipeline import Prompt
 from napari_samed2.stack_files import read_stack, write_confidence_csv, write_labels
 
 

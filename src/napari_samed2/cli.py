@@ -186,9 +186,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _propagate(args: argparse.Namespace) -> int:
+    from .cli_prompts import parse_prompt
     from .engine import FrameSource, PropagationSession
     from .model import load_model
-    from .pipeline import choose_axes, parse_prompt, segment_stack
+    from .pipeline import choose_axes, segment_stack
     from .stack_files import (
         check_labels_suffix,
         check_output_paths,

@@ -6,18 +6,16 @@ The CLI's ``propagate`` and ``demo`` commands call this; it drives the same
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .engine import FrameResult, PropagationSession
 from .engine.errors import FrameDataError
+from .labelset.stack import LABEL_DTYPE, MAX_OBJECT_ID, StackSegmentation, assemble_labels
 
 PROMPT_KINDS = ("point", "negative", "box")
-LABEL_DTYPE = np.int32  # the label stacks written (and napari Labels layers' usual dtype)
-MAX_OBJECT_ID = int(np.iinfo(LABEL_DTYPE).max)
 
 
 @dataclass(frozen=True)
@@ -48,23 +46,6 @@ class Prompt:
                 f"background) and must fit the {np.dtype(LABEL_DTYPE).name} label file, "
                 f"so 1..{MAX_OBJECT_ID}"
             )
-
-
-PROMPT_TEXT = re.compile(r"^\s*([-\d.,\s]+?)\s*(?:@\s*([-+]?\d+))?\s*$")
-
-
-def parse_prompt(kind: str, text: str) -> Prompt:
-    """Parse ``"FRAME,ROW,COL[@OBJ]"`` (points) or ``"FRAME,ROW0,COL0,ROW1,COL1[@OBJ]"`` (box)."""
-    match = PROMPT_TEXT.match(text)
-    if not match:
-        raise ValueError(f"cannot read {kind} prompt {text!r}; expected e.g. '12,40,55@2'")
-    try:
-        numbers = [float(part) for part in match.group(1).split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"cannot read {kind} prompt {text!r}: not numbers") from None
-    if not numbers or numbers[0] != int(numbers[0]):
-        raise ValueError(f"{kind} prompt {text!r} must start with an integer frame index")
-    return Prompt(kind, int(numbers[0]), int(match.group(2) or 1), tuple(numbers[1:]))
 
 
 @dataclass(frozen=True)
@@ -132,33 +113,6 @@ def choose_axes(
     return StackAxes(resolved, tuple(position))
 
 
-@dataclass
-class StackSegmentation:
-    """Labels for every frame, object ids as label values, and each frame's confidences."""
-
-    labels: np.ndarray  # (frames, rows, cols) LABEL_DTYPE
-    results: dict[int, FrameResult] = field(default_factory=dict)
-
-    def confidence_rows(self) -> list[tuple[int, int, float, float, float, bool]]:
-        """(frame, object, confidence, predicted IoU, object score, in memory) per frame."""
-        rows = []
-        for frame in sorted(self.results):
-            result = self.results[frame]
-            confidence = result.confidence
-            for obj_id in sorted(result.iou):
-                rows.append(
-                    (
-                        frame,
-                        obj_id,
-                        confidence[obj_id],
-                        result.iou[obj_id],
-                        result.object_score[obj_id],
-                        bool(result.in_memory.get(obj_id, False)),
-                    )
-                )
-        return rows
-
-
 def segment_stack(
     session: PropagationSession,
     prompts: Iterable[Prompt],
@@ -195,13 +149,3 @@ def segment_stack(
         if on_frame is not None:
             on_frame(result, done, total)
     return assemble_labels(session)
-
-
-def assemble_labels(session: PropagationSession) -> StackSegmentation:
-    """The session's latest results as a label stack (higher object ids win any overlaps left
-    by a session made with ``non_overlap=False``)."""
-    labels = np.zeros((session.num_frames, *session.frame_shape), dtype=LABEL_DTYPE)
-    for frame, result in session.results.items():
-        for obj_id in sorted(result.masks):
-            labels[frame][result.masks[obj_id]] = obj_id
-    return StackSegmentation(labels, dict(session.results))

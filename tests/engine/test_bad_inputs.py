@@ -85,7 +85,7 @@ def test_bad_object_ids_are_refused_by_every_prompt(nano, obj_id, message, call)
 
 
 def test_ids_that_fit_int32_labels_and_integral_floats_are_accepted(nano):
-    from napari_samed2.pipeline import assemble_labels
+    from napari_samed2.labelset import assemble_labels
 
     largest = 2**31 - 1
     session = PropagationSession(nano, FRAMES)

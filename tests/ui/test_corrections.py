@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
-from napari_samed2.ui.corrections import PendingCorrections, painted_frames
+from napari_samed2.labelset import PendingCorrections, painted_frames
 from napari_samed2.ui.frames import FrameGeometry
 
 
@@ -47,8 +47,7 @@ def test_pending_corrections_keep_only_known_objects():
 
 
 def test_correction_segments_stop_before_the_next_confirmed_frame():
-    from napari_samed2.ui.corrections import correction_segments
-    from napari_samed2.ui.runner import Segment
+    from napari_samed2.labelset import Segment, correction_segments
 
     confirmed = {1: {2, 7}, 2: {12}}  # 7 was just corrected; 2 and 12 confirmed before
     assert correction_segments([7], confirmed, "both") == [

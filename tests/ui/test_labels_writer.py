@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from napari.layers import Labels
 
+from napari_samed2.labelset import merge_object, merge_objects
 from napari_samed2.ui.frames import FrameGeometry
-from napari_samed2.ui.labels_writer import LabelsWriter, merge_object, merge_objects
+from napari_samed2.ui.labels_writer import LabelsWriter
 
 
 def test_merge_object_keeps_other_labels():

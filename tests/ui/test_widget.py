@@ -14,8 +14,8 @@ import pytest
 from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 
+from napari_samed2.labelset import merge_object, merge_objects
 from napari_samed2.ui import SAMed2Widget
-from napari_samed2.ui.labels_writer import merge_object, merge_objects
 
 pytestmark = pytest.mark.gui
 RUN_TIMEOUT_MS = 60_000

@@ -25,7 +25,7 @@ def check_frame(frame, num_frames: int, name: str = "frame") -> int:
     return int(frame)
 
 
-MAX_OBJ_ID = 2**31 - 1  # label arrays are int32 (pipeline.assemble_labels, the widget's layer)
+MAX_OBJ_ID = 2**31 - 1  # label arrays are int32 (labelset.assemble_labels, the widget's layer)
 
 
 def check_obj(obj_id) -> int:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
 
+from ..labelset import PendingCorrections
 from .confidence_view import ConfidenceTrack
-from .corrections import PendingCorrections
 from .frames import FrameGeometry, axis_kind
 from .labels_writer import LabelsWriter
 from .model_history import ModelHistory

@@ -15,7 +15,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .corrections import painted_frames
+from ..labelset import painted_frames
 from .frames import FrameGeometry, infer_frame_axis
 from .image_state import ImageState
 from .labels_writer import LabelsWriter

@@ -17,7 +17,7 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..engine import MemorySettings, PropagationSession, SessionSettings
-from .corrections import AcceptedFrame, correction_segments
+from ..labelset import AcceptedFrame, correction_segments, frame_write
 from .frames import FrameAxisError
 from .image_state import ImageState
 from .messages import plain_message
@@ -194,24 +194,18 @@ class RunControl:
         writer = state.writer
         if writer is None or state.labels is None:
             return  # the Labels layer was deleted mid-run; the run is being stopped
-        painted = state.pending.frames.get(result.frame, set())
-        takes_from: set[int] = set()
-        if isinstance(step, Call):
-            masks = {obj: result.masks[obj] for obj in step.write if obj in result.masks}
-            if masks:
-                # the engine gave the prompted object the pixels where its logit beats the
-                # other objects': they give those up (unless they hold unaccepted paint)
-                takes_from = {obj for obj in result.masks if obj not in masks} - set(painted)
-        else:
-            # never overwrite a frame the user confirmed, or one painted since the run began
-            masks = {
-                obj: mask
-                for obj, mask in result.masks.items()
-                if result.frame not in self._protected.get(obj, ()) and obj not in painted
-            }
-        if masks:
+        write = frame_write(
+            result.frame,
+            result.masks,
+            write=step.write if isinstance(step, Call) else None,
+            painted=state.pending.frames.get(result.frame, ()),
+            protected=self._protected,
+        )
+        if write.masks:
             on_screen = state is self._widget.state and result.frame == self._widget.current_frame()
-            writer.write_run_frame(result.frame, masks, refresh=on_screen, takes_from=takes_from)
+            writer.write_run_frame(
+                result.frame, write.masks, refresh=on_screen, takes_from=write.takes_from
+            )
         if state is self._widget.state:
             self._widget._refresh_confidence()
         self._widget.frame_done.emit(int(result.frame))

@@ -16,18 +16,11 @@ from dataclasses import dataclass
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QEvent, QObject
 
+from ..labelset.corrections import Segment
+
 logger = logging.getLogger(__name__)
 
 AHEAD = 1
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One ``session.propagate`` call of a run (``stop`` inclusive, as in the engine)."""
-
-    direction: str
-    start: int | None = None
-    stop: int | None = None
 
 
 @dataclass(frozen=True)

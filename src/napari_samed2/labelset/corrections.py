@@ -1,4 +1,4 @@
-"""Notice user corrections on the Labels layer and remember them until the user accepts them.
+"""Notice user corrections on a label array and remember them until the user accepts them.
 
 napari emits ``Labels.events.paint`` with the history item of each brush stroke, fill or
 ``data_setitem``: a list of atoms, either ``(indices, old_values, new_values)`` tuples or
@@ -8,13 +8,39 @@ changed and which labels were painted or erased there.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from .frames import FrameGeometry
-from .runner import Segment
+
+class FrameSlicing(Protocol):
+    """How a label array is cut into frames (``ui.frames.FrameGeometry`` is one).
+
+    Only what `painted_frames` reads; attributes, read-only.
+    """
+
+    @property
+    def frame_axis(self) -> int | None:
+        """The array's frame axis; None for a single 2-D frame."""
+
+    @property
+    def fixed(self) -> Mapping[int, int]:
+        """Axes held at one index (e.g. the channel of a CZYX layer) to that index."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One ``session.propagate`` call of a run (``stop`` inclusive, as in the engine).
+
+    Defined here, not beside the worker that runs it (``ui.runner``), because
+    `correction_segments` plans them without Qt.
+    """
+
+    direction: str
+    start: int | None = None
+    stop: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,14 +68,14 @@ class AcceptedFrame:
     kind: str = "correction"
 
 
-def painted_frames(atoms: Iterable, geometry: FrameGeometry) -> dict[int, set[int]]:
+def painted_frames(atoms: Iterable, geometry: FrameSlicing) -> dict[int, set[int]]:
     """Frames touched by a paint event and the label values painted or erased on each.
 
     Parameters
     ----------
     atoms : iterable
         ``event.value`` of a Labels ``paint`` event.
-    geometry : FrameGeometry
+    geometry : FrameSlicing
         How the layer is cut into frames; edits outside its fixed slice are ignored.
 
     Returns
