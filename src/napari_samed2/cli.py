@@ -46,7 +46,7 @@ def _message(error: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .model import DEFAULT_MODEL  # the model layer (torch) loads with the registry
+    from .model.registry import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
         prog="samed2",

@@ -16,6 +16,7 @@ from napari_samed2.engine import (
     passes_gate,
     pooled_key,
     read_released_bank,
+    save_bank,
 )
 
 
@@ -89,8 +90,8 @@ def test_save_load_round_trip(tmp_path):
     for seed, obj in ((0, 1), (1, 2), (2, None)):
         bank.offer(_entry(seed, 0.3 + 0.2 * seed, obj))
     path = tmp_path / "bank.safetensors"
-    bank.save(path)
-    loaded = LongTermBank.load(path)
+    save_bank(bank, path)
+    loaded = load_bank(path)
     assert (loaded.name, loaded.capacity, loaded.revision, len(loaded)) == ("liver-ct", 5, 3, 3)
     for a, b in zip(bank.entries, loaded.entries, strict=True):
         assert torch.equal(a.features, b.features) and torch.equal(a.key, b.key)
@@ -98,7 +99,7 @@ def test_save_load_round_trip(tmp_path):
             (b.confidence, b.obj_id, b.origin, b.frame)
         )
     empty = tmp_path / "empty.safetensors"
-    LongTermBank(capacity=2).save(empty)
+    save_bank(LongTermBank(capacity=2), empty)
     assert len(load_bank(empty)) == 0
 
 

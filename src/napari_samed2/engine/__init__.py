@@ -15,12 +15,14 @@ from .errors import (
 from .features import FeatureCache, FrameEncoder, FrameFeatures
 from .frames import ConstantFrameWarning, FrameSource, ModelInput, zoom_region
 from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
+from .options import LIVE_OPTIONS, MEMORY_MODES, MemoryMode, SessionOptions
 from .results import DIRECTIONS, FrameResult, frame_order, frames_total
 from .session import PropagationSession
-from .settings import MEMORY_MODES, MemorySettings, SessionSettings
+from .settings import MemorySettings, SessionSettings
 
 __all__ = [
     "DIRECTIONS",
+    "LIVE_OPTIONS",
     "MEMORY_MODES",
     "BankEntry",
     "BankError",
@@ -34,6 +36,7 @@ __all__ = [
     "FrameResult",
     "FrameSource",
     "LongTermBank",
+    "MemoryMode",
     "MemorySettings",
     "ModelInput",
     "NoPromptError",
@@ -41,6 +44,7 @@ __all__ = [
     "PropagationError",
     "PropagationSession",
     "SessionBusyError",
+    "SessionOptions",
     "SessionSettings",
     "UnsafeBankError",
     "frame_order",

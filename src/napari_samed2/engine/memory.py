@@ -214,21 +214,6 @@ class LongTermBank:
         self.entries.clear()
         self.revision += 1
 
-    # -- files -------------------------------------------------------------------------------
-
-    def save(self, path) -> None:
-        """Write the bank as one safetensors file (metadata holds JSON provenance); atomic."""
-        from .bank_files import save_bank
-
-        save_bank(self, path)
-
-    @classmethod
-    def load(cls, path) -> LongTermBank:
-        """Read a bank written by `save` (never executes code from the file)."""
-        from .bank_files import load_bank
-
-        return load_bank(path)
-
 
 def passes_gate(iou: float, object_score: float, threshold: float) -> bool:
     """SAMed-2/SAMURAI-style gate: remember a frame only if the object is present and the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MEMORY_MODES = ("selective", "sam2")
+from .options import MEMORY_MODES  # noqa: F401  (session.py imports it from here)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from ..cli_logging import add_verbosity_option, log_to_stderr
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``train``: train a network on synthetic clips (resumable) and export safetensors."""
-    from ..model import DEFAULT_MODEL
+    from ..model.registry import DEFAULT_MODEL
 
     parser = subparsers.add_parser(
         "train",
@@ -176,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``evaluate``: the quality tables of the model card, for any model and data set."""
-    from ..model import DEFAULT_MODEL
+    from ..model.registry import DEFAULT_MODEL
 
     parser = subparsers.add_parser(
         "evaluate",
