@@ -16,6 +16,7 @@ from .checkpoint import LoadReport, fit_state_dict, infer_spec, read_checkpoint,
 from .device import check_precision, compute_dtype, resolve_device
 from .download import fetch_weights
 from .errors import CheckpointError, CheckpointNotFoundError, UnknownModelError
+from .profile import ModelProfile, profile_for
 from .registry import REGISTRY, ModelSpec, Preprocessing, get_spec
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,11 @@ class LoadedModel:
     @property
     def image_size(self) -> int:
         return int(self.net.image_size)
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What the model does beyond sam2's predictor and its option defaults (`profile_for`)."""
+        return profile_for(self.preprocessing)
 
 
 def load_model(
