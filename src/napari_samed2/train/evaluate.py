@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .. import synthetic
-from ..engine import PropagationSession
+from ..engine import MemoryMode, PropagationSession
 from ..synthetic import corrupt_frames
 from .baselines import random_walker_from_clicks, watershed_from_clicks
 from .clips import scale_intensity
@@ -509,8 +509,8 @@ def _run_timelapse(model, sample, kind, index, baselines, zoom=False):
 
 def _run_memory(model, sample, kind, index, baselines, zoom=False):
     scores = []
-    for memory in ("selective", "sam2"):
-        scores += _run_stack(model, sample, kind, index, False, "memory", memory=memory)
+    for memory in MemoryMode:
+        scores += _run_stack(model, sample, kind, index, False, "memory", memory=memory.value)
     return scores
 
 

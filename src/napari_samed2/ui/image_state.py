@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
 
+from ..engine.options import SessionOptions
 from ..labelset import PendingCorrections
+from ..model.profile import ModelProfile
 from .confidence_view import ConfidenceTrack
 from .frames import FrameGeometry, axis_kind
 from .labels_writer import LabelsWriter
@@ -42,8 +44,9 @@ class ImageState:
         Latest result per frame (all objects), for the confidence view.
     pending : PendingCorrections
         User edits not accepted yet.
-    memory, gate_threshold
-        Memory mode (``"selective"`` or ``"sam2"``) and gate of the next session.
+    options : SessionOptions
+        The user's choices for this image's sessions (memory, gate, zoom, connected masks,
+        follow motion); ``None`` fields take the model profile's default (`effective_options`).
     history : ModelHistory
         The session's states paired with the Labels layer's undo steps (undo reaches the
         model).
@@ -61,21 +64,17 @@ class ImageState:
     results: dict[int, object] = field(default_factory=dict)
     pending: PendingCorrections = field(default_factory=PendingCorrections)
     writer: LabelsWriter | None = None
-    memory: str = "selective"
-    gate_threshold: float = 0.5
-    zoom: bool = False  # each object in its own region (PropagationSession(zoom=True))
-    connected: bool = True  # temporal connectivity of propagated masks (PropagationSession)
-    motion: bool | None = None  # carried masks follow motion; None: on for a time axis
+    options: SessionOptions = field(default_factory=SessionOptions)
     history: ModelHistory = field(default_factory=ModelHistory)
 
-    def follows_motion(self) -> bool:
-        """Whether sessions of this image move carried masks with the objects: the user's
-        choice, else on when the frame axis is labelled as time ('t', 'time', ...)."""
-        if self.motion is not None:
-            return self.motion
-        if self.frame_axis is None:
-            return False
-        return axis_kind(self.image.axis_labels, self.frame_axis) == "T"
+    def effective_options(self, profile: ModelProfile) -> SessionOptions:
+        """The options a session of this image gets with a model of ``profile``: the user's
+        choices, the profile's defaults for the rest (follow motion by the frame axis's kind:
+        time when it is labelled 't', 'time', ...)."""
+        kind = (
+            None if self.frame_axis is None else axis_kind(self.image.axis_labels, self.frame_axis)
+        )
+        return self.options.resolved(profile, kind)
 
     def reset_session(self) -> None:
         """Forget the engine session (model, axis or slice changed); layers and objects stay."""
@@ -115,8 +114,8 @@ class ImageState:
     def threshold(self) -> float:
         """The memory's confidence threshold (the session's gate once there is one)."""
         if self.session is None:
-            return self.gate_threshold
-        return float(self.session.settings.memory.gate_threshold)
+            return self.options.gate
+        return self.session.options.gate
 
     def num_frames(self) -> int:
         if self.session is not None:

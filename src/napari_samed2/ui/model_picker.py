@@ -17,7 +17,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..model import DEFAULT_MODEL, REGISTRY, LoadedModel, available_devices, load_model
+from ..model import (
+    DEFAULT_MODEL,
+    REGISTRY,
+    LoadedModel,
+    ModelProfile,
+    available_devices,
+    load_model,
+)
 from .messages import plain_message
 from .panels import shrinkable
 
@@ -118,7 +125,7 @@ class ModelPicker(QWidget):
         adapter = " + temporal adapter" if loaded.temporal_adapter else ""
         self.status.setText(
             f"{loaded.name}{adapter} · {loaded.image_size} px · {loaded.device.type} "
-            f"({str(loaded.dtype).replace('torch.', '')})"
+            f"({str(loaded.dtype).replace('torch.', '')}) · {_profile_text(loaded.profile)}"
         )
 
     def _on_error(self, error: Exception) -> None:
@@ -127,3 +134,20 @@ class ModelPicker(QWidget):
         self.status.setText("no model loaded")
         show_error(message)
         self.load_failed.emit(message)
+
+
+def _profile_text(profile: ModelProfile) -> str:
+    """What the model's profile turns on by default, for the model line."""
+    tricks = [
+        name
+        for name, on in (
+            ("flip averaging", profile.flips),
+            ("connected masks", profile.connected),
+            ("carried masks", profile.carry_mask),
+            ("follow motion on time axes", profile.follows_motion("T")),
+        )
+        if on
+    ]
+    return f"{profile.name} profile" + (
+        f": {', '.join(tricks)}" if tricks else " (sam2's behaviour)"
+    )

@@ -1,9 +1,10 @@
 """The per-image options of the annotator: memory mode, memory gate, zoom, connected masks and
 follow motion.
 
-Each option is validated (not while a run reads it; memory and zoom restart the session) and
-stored on the image's `ImageState` in one place, and `OptionsPanel.show` puts a state's
-options back on the controls without firing their signals.
+Each option is validated by `SessionOptions` (not changed while a run reads it; memory and zoom
+restart the session) and kept on the image's `ImageState`; the session gets the same change
+through `PropagationSession.set_options`. `OptionsPanel.show` puts a state's options, with the
+model profile's defaults filled in, back on the controls without firing their signals.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_warning
 
+from ..engine.options import MemoryMode
+from ..model.profile import SAM2_PROFILE
 from .image_state import ImageState
 
 if TYPE_CHECKING:
@@ -43,69 +46,66 @@ class OptionsPanel:
 
     def set_memory_mode(self, mode: str) -> None:
         """``"selective"`` (SAMed-2) or ``"sam2"`` for the current image (restarts its session)."""
-        state = self._widget._require_state()
-        if state is None or mode == state.memory:
-            return
-        if self._widget.run is not None:
-            show_warning("Stop the running propagation before changing the memory.")
-            self.show(state)
-            return
-        state.memory = mode
-        if state.session is not None:
-            state.reset_session()
-            self._widget.status.setText(
-                f"Memory is now {mode}: segment a frame again to start (labels are kept)."
-            )
-        self.show(state)
-        self._widget._refresh_confidence()
+        self._set_session_shaping("memory", mode, lambda opts: f"Memory is now {opts.memory}")
 
     def set_zoom(self, zoom: bool) -> None:
         """Give each object its own region for the current image (restarts its session)."""
+        self._set_session_shaping(
+            "zoom",
+            bool(zoom),
+            lambda opts: f"Zoom to each object is now {'on' if opts.zoom else 'off'}",
+        )
+
+    def set_connected(self, connected: bool) -> None:
+        """Keep propagated masks connected to the frame before (live, from the next frame)."""
+        self._set_live("connected", bool(connected), "switching connected masks")
+
+    def set_motion(self, motion: bool) -> None:
+        """Move carried masks with the objects' motion (live, from the next frame)."""
+        self._set_live("motion", bool(motion), "switching follow motion")
+
+    def set_gate_threshold(self, value: float) -> None:
+        """Confidence a frame needs to enter the memory (live for the current session)."""
+        self._set_live("gate", float(value), "changing the memory gate")
+        self._widget._refresh_confidence()
+
+    def _set_session_shaping(self, name: str, value, said) -> None:
+        """Change an option a session is built with: the image's session restarts (its labels
+        stay)."""
         state = self._widget._require_state()
-        if state is None or bool(zoom) == state.zoom:
+        if state is None:
             return
-        if self._widget.run is not None:
-            show_warning("Stop the running propagation before changing the zoom.")
+        try:
+            options = state.options.replace(**{name: value})
+        except ValueError as error:
+            show_warning(str(error))
             self.show(state)
             return
-        state.zoom = bool(zoom)
+        if options == state.options:
+            return
+        if self._refuse_while_running(state, f"changing the {name}"):
+            return
+        state.options = options
         if state.session is not None:
             state.reset_session()
             self._widget.status.setText(
-                f"Zoom to each object is now {'on' if zoom else 'off'}: segment a frame again "
-                "to start (labels are kept)."
+                f"{said(options)}: segment a frame again to start (labels are kept)."
             )
         self.show(state)
         self._widget._refresh_confidence()
 
-    def set_connected(self, connected: bool) -> None:
-        """Keep propagated masks connected to the frame before (live, from the next frame)."""
+    def _set_live(self, name: str, value, what: str) -> None:
+        """Change an option a running session reads frame by frame (from the next frame)."""
         state = self._widget.state
-        if state is None or self._refuse_while_running(state, "switching connected masks"):
+        if state is None or self._refuse_while_running(state, what):
             return
-        state.connected = bool(connected)
-        if state.session is not None:
-            state.session.connected = state.connected
-
-    def set_motion(self, motion: bool) -> None:
-        """Move carried masks with the objects' motion (live, from the next frame)."""
-        state = self._widget.state
-        if state is None or self._refuse_while_running(state, "switching follow motion"):
-            return
-        state.motion = bool(motion)
-        if state.session is not None:
-            state.session.motion = state.motion
-
-    def set_gate_threshold(self, value: float) -> None:
-        """Confidence a frame needs to enter the memory (live for the current session)."""
-        state = self._widget.state
-        if state is None or self._refuse_while_running(state, "changing the memory gate"):
-            return
-        state.gate_threshold = float(value)
-        if state.session is not None:
-            state.session.settings.memory.gate_threshold = float(value)
+        try:
+            state.options = state.options.replace(**{name: value})
+            if state.session is not None:
+                state.session.set_options(**{name: value})
+        except ValueError as error:
+            show_warning(str(error))
         self.show(state)
-        self._widget._refresh_confidence()
 
     def _refuse_while_running(self, state: ImageState, what: str) -> bool:
         """True (and a warning; the controls show the state again) while a run is going on:
@@ -117,23 +117,34 @@ class OptionsPanel:
         return True
 
     def show(self, state: ImageState | None) -> None:
-        """Put the options of ``state`` on the controls (without firing their signals)."""
+        """Put the options of ``state`` on the controls (without firing their signals): the
+        user's choices, and for the rest what the loaded model's profile chose."""
         if state is None:
             return
-        self._actions.memory_combo.blockSignals(True)
-        self._actions.gate_spin.blockSignals(True)
-        index = self._actions.memory_combo.findData(state.memory)
-        self._actions.memory_combo.setCurrentIndex(max(index, 0))
-        self._actions.gate_spin.setValue(state.gate_threshold)
-        self._actions.gate_spin.setEnabled(state.memory == "selective")
-        self._actions.zoom_check.blockSignals(True)
-        self._actions.zoom_check.setChecked(state.zoom)
-        self._actions.zoom_check.blockSignals(False)
-        self._actions.connected_check.blockSignals(True)
-        self._actions.connected_check.setChecked(state.connected)
-        self._actions.connected_check.blockSignals(False)
-        self._actions.motion_check.blockSignals(True)
-        self._actions.motion_check.setChecked(state.follows_motion())
-        self._actions.motion_check.blockSignals(False)
-        self._actions.memory_combo.blockSignals(False)
-        self._actions.gate_spin.blockSignals(False)
+        profile = self._widget.model.profile if self._widget.model is not None else SAM2_PROFILE
+        options = state.effective_options(profile)
+        actions = self._actions
+        controls = (
+            actions.memory_combo,
+            actions.gate_spin,
+            actions.zoom_check,
+            actions.connected_check,
+            actions.motion_check,
+        )
+        for control in controls:
+            control.blockSignals(True)
+        actions.memory_combo.setCurrentIndex(
+            max(actions.memory_combo.findData(options.memory.value), 0)
+        )
+        actions.gate_spin.setValue(options.gate)
+        actions.gate_spin.setEnabled(options.memory is MemoryMode.SELECTIVE)
+        actions.zoom_check.setChecked(options.zoom)
+        actions.connected_check.setChecked(bool(options.connected))
+        actions.motion_check.setChecked(bool(options.motion))
+        actions.motion_check.setToolTip(
+            "Carried masks follow each object's motion."
+            if profile.carry_mask
+            else f"The loaded model ({profile.name} profile) does not carry masks between frames."
+        )
+        for control in controls:
+            control.blockSignals(False)

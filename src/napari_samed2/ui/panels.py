@@ -22,13 +22,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..engine.options import MemoryMode
 from .confidence_view import ConfidenceStrip
 from .frames import axis_kind, infer_frame_axis
 from .objects import ObjectList
 from .shortcuts import SHORTCUTS
 
 NEW_LABELS = "new Labels layer"
-MEMORY_CHOICES = (("selective", "selective"), ("sam2", "stock SAM2"))
+MEMORY_NAMES = {MemoryMode.SELECTIVE: "selective", MemoryMode.SAM2: "stock SAM2"}
 CORRECTION_DIRECTIONS = ("both", "forward", "backward")
 
 
@@ -178,8 +179,8 @@ class ActionsPanel(QGroupBox):
         ):
             button.setToolTip(f"{SHORTCUTS[key][1].capitalize()} ({key})")
         self.memory_combo = shrinkable(QComboBox())
-        for mode, text in MEMORY_CHOICES:
-            self.memory_combo.addItem(text, mode)
+        for mode in MemoryMode:
+            self.memory_combo.addItem(MEMORY_NAMES[mode], mode.value)
         self.memory_combo.setToolTip(
             "selective: only frames above the gate enter the memory, corrections and confident "
             "frames join a long-term bank (SAMed-2). stock SAM2: every frame is remembered. "

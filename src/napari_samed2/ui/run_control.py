@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ..engine import MemorySettings, PropagationSession, SessionSettings
+from ..engine import PropagationSession
 from ..labelset import AcceptedFrame, correction_segments, frame_write
 from .frames import FrameAxisError
 from .image_state import ImageState
@@ -357,19 +357,13 @@ class RunControl:
             return False
         if state.session is None or geometry != state.geometry:
             try:
-                settings = SessionSettings(
-                    memory=MemorySettings(gate_threshold=state.gate_threshold)
-                )
+                model = self._widget.model
                 session = PropagationSession(
-                    self._widget.model,
+                    model,
                     geometry.stack(state.image.data),
                     axis=0,
-                    memory=state.memory,
-                    settings=settings,
+                    options=state.effective_options(model.profile),
                     rgb=state.image.rgb,
-                    zoom=state.zoom,
-                    connected=state.connected,
-                    motion=state.follows_motion(),
                 )
             except (ValueError, RuntimeError, MemoryError) as error:
                 show_error(plain_message(error, "This image cannot be segmented"))
