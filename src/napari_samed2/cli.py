@@ -46,6 +46,8 @@ def _message(error: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .engine.options import MEMORY_MODES
+    from .engine.results import DIRECTIONS
     from .model.registry import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
@@ -109,8 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.add_argument("--point", action="append", default=[], metavar="F,R,C[@ID]")
     propagate.add_argument("--negative", action="append", default=[], metavar="F,R,C[@ID]")
     propagate.add_argument("--box", action="append", default=[], metavar="F,R0,C0,R1,C1[@ID]")
-    propagate.add_argument("--direction", choices=("both", "forward", "backward"), default="both")
-    propagate.add_argument("--memory", choices=("selective", "sam2"), default="selective")
+    propagate.add_argument("--direction", choices=DIRECTIONS, default="both")
+    propagate.add_argument("--memory", choices=MEMORY_MODES, default="selective")
+    propagate.add_argument(
+        "--gate",
+        type=float,
+        default=0.5,
+        help="confidence (0-1) a frame needs to enter the selective memory (default 0.5)",
+    )
     propagate.add_argument(
         "--confidence", help="CSV of per-frame confidence to write (same rules as --out)"
     )
@@ -121,9 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     propagate.add_argument(
         "--motion",
-        action="store_true",
-        help="the axis is time (a time-lapse or video): the carried mask follows each "
-        "object's motion (models that carry the mask, e.g. samed2-nano)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the carried mask follows each object's motion: for a time-lapse or video "
+        "(models that carry the mask, e.g. samed2-nano; default off)",
+    )
+    propagate.add_argument(
+        "--connected",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop parts of a propagated mask that do not touch the object's mask on the frame "
+        "before (default: the model profile's choice: on for samed2-nano, off for SAM2 models)",
     )
     propagate.set_defaults(func=_propagate)
     for command in (models, fetch, demo, propagate):
@@ -187,7 +203,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _propagate(args: argparse.Namespace) -> int:
     from .cli_prompts import parse_prompt
-    from .engine import FrameSource, PropagationSession
+    from .engine import FrameSource, PropagationSession, SessionOptions
     from .model import load_model
     from .pipeline import choose_axes, segment_stack
     from .stack_files import (
@@ -205,6 +221,13 @@ def _propagate(args: argparse.Namespace) -> int:
     prompts += [parse_prompt("box", text) for text in args.box]
     if not prompts:
         raise CommandError("give at least one --point or --box")
+    options = SessionOptions(
+        memory=args.memory,
+        gate=args.gate,
+        zoom=args.zoom,
+        motion=args.motion,
+        connected=args.connected,
+    )
     check_labels_suffix(args.out)
     outputs = {"--out": args.out}
     if args.confidence:
@@ -229,9 +252,7 @@ def _propagate(args: argparse.Namespace) -> int:
         data,
         axis=axes.axis,
         position=axes.position,
-        memory=args.memory,
-        zoom=args.zoom,
-        motion=args.motion,
+        options=options.resolved(model.profile),
     )
     segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
     print(file=sys.stderr)

@@ -1,58 +1,32 @@
-"""Inference without Qt: frame sources, feature cache, selective memory, propagation sessions."""
+"""Inference without Qt: frame sources, feature cache, selective memory, propagation sessions.
 
-from .bank_files import load_bank, read_released_bank, save_bank
-from .errors import (
-    BankError,
-    BankFileNotFoundError,
-    EngineError,
-    FrameDataError,
-    NoPromptError,
-    PromptError,
-    PropagationError,
-    SessionBusyError,
-    UnsafeBankError,
+Names load on first use (`lazy_loader`), so the options and the command line's parser do not
+import torch.
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "bank_files": ["load_bank", "read_released_bank", "save_bank"],
+        "errors": [
+            "BankError",
+            "BankFileNotFoundError",
+            "EngineError",
+            "FrameDataError",
+            "NoPromptError",
+            "PromptError",
+            "PropagationError",
+            "SessionBusyError",
+            "UnsafeBankError",
+        ],
+        "features": ["FeatureCache", "FrameEncoder", "FrameFeatures"],
+        "frames": ["ConstantFrameWarning", "FrameSource", "ModelInput", "zoom_region"],
+        "memory": ["BankEntry", "LongTermBank", "passes_gate", "pooled_key"],
+        "options": ["LIVE_OPTIONS", "MEMORY_MODES", "MemoryMode", "SessionOptions"],
+        "results": ["DIRECTIONS", "FrameResult", "frame_order", "frames_total"],
+        "session": ["PropagationSession"],
+        "settings": ["MemorySettings", "SessionSettings"],
+    },
 )
-from .features import FeatureCache, FrameEncoder, FrameFeatures
-from .frames import ConstantFrameWarning, FrameSource, ModelInput, zoom_region
-from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
-from .options import LIVE_OPTIONS, MEMORY_MODES, MemoryMode, SessionOptions
-from .results import DIRECTIONS, FrameResult, frame_order, frames_total
-from .session import PropagationSession
-from .settings import MemorySettings, SessionSettings
-
-__all__ = [
-    "DIRECTIONS",
-    "LIVE_OPTIONS",
-    "MEMORY_MODES",
-    "BankEntry",
-    "BankError",
-    "BankFileNotFoundError",
-    "ConstantFrameWarning",
-    "EngineError",
-    "FeatureCache",
-    "FrameDataError",
-    "FrameEncoder",
-    "FrameFeatures",
-    "FrameResult",
-    "FrameSource",
-    "LongTermBank",
-    "MemoryMode",
-    "MemorySettings",
-    "ModelInput",
-    "NoPromptError",
-    "PromptError",
-    "PropagationError",
-    "PropagationSession",
-    "SessionBusyError",
-    "SessionOptions",
-    "SessionSettings",
-    "UnsafeBankError",
-    "frame_order",
-    "frames_total",
-    "load_bank",
-    "passes_gate",
-    "pooled_key",
-    "read_released_bank",
-    "save_bank",
-    "zoom_region",
-]
