@@ -9,19 +9,30 @@ import torch
 from napari_samed2.model import LoadedModel, Preprocessing, build_model, small_config
 
 
-@pytest.fixture(scope="session")
-def tiny_model() -> LoadedModel:
+def _tiny(preprocessing: Preprocessing) -> LoadedModel:
     torch.manual_seed(0)
     config = small_config()
     return LoadedModel(
         name="test",
         net=build_model(config, temporal_adapter=True),
-        preprocessing=Preprocessing(256, None, None, 0.0),
+        preprocessing=preprocessing,
         device=torch.device("cpu"),
         dtype=torch.float32,
         config=config,
         temporal_adapter=True,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> LoadedModel:
+    """Random weights, sam2's profile (no nano tricks)."""
+    return _tiny(Preprocessing(256, None, None, 0.0))
+
+
+@pytest.fixture(scope="session")
+def tiny_nano_model() -> LoadedModel:
+    """The same random weights trained-as nano: click seeds and carried masks, nano's profile."""
+    return _tiny(Preprocessing(256, None, None, 0.0, click_seed=True, carry_mask=True))
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from napari.layers import Labels
 from napari.utils.key_bindings import coerce_keybinding
 from napari.utils.notifications import notification_manager
 
-from napari_samed2.engine import MemorySettings, PropagationSession, SessionSettings
+from napari_samed2.engine import PropagationSession, SessionOptions
 from napari_samed2.ui import SHORTCUTS, SAMed2Widget
 from napari_samed2.ui.runner import Call
 
@@ -37,8 +37,8 @@ def ctrl_shift_z(labels: Labels) -> None:
 
 def fresh_session(model, data, gate: float = 0.0) -> PropagationSession:
     """A new session set up as the widget sets up its own for a 3-D stack."""
-    settings = SessionSettings(memory=MemorySettings(gate_threshold=gate))
-    return PropagationSession(model, data, axis=0, memory="selective", settings=settings)
+    options = SessionOptions(memory="selective", gate=gate).resolved(model.profile, "Z")
+    return PropagationSession(model, data, axis=0, options=options)
 
 
 def masks_of(session, frames, obj_id: int = 1) -> dict[int, np.ndarray]:
@@ -212,11 +212,11 @@ def test_controls_that_change_the_session_are_disabled_during_a_run(annotator, q
         enabled = [name for name, w in session_controls(widget).items() if w.isEnabled()]
         assert enabled == [], f"enabled during the run: {enabled}"
         assert widget.stop_button.isEnabled()
-        widget.set_connected(False)  # a script (or a stale signal) cannot change them either
-        widget.set_motion(True)
+        before = session.options
+        widget.set_connected(not before.connected)  # nor can a script (or a stale signal)
+        widget.set_motion(not before.motion)
         widget.set_gate_threshold(0.9)
-        assert (session.connected, session.motion) == (True, False)
-        assert session.settings.memory.gate_threshold == 0.0
+        assert session.options == before and session.options.gate == 0.0
         labels = widget.state.labels
         before = labels.data.copy()
         ctrl_z_during_run = labels.keymap[coerce_keybinding("Control-Z")]  # the layer's own

@@ -127,7 +127,7 @@ def test_user_story(annotator, qtbot):
     assert not widget.accept_button.isEnabled()
 
     # next weak frame: jumps to the next unconfirmed frame under the memory threshold
-    session.settings.memory.gate_threshold = 0.99  # random weights: make every frame weak
+    session.set_options(gate=0.99)  # random weights: make every frame weak
     widget._refresh_confidence()
     weak = widget.confidence.track.weak_frames()
     assert weak == [f for f in range(10) if f not in (4, 7)]
@@ -433,16 +433,20 @@ def test_deleting_the_image_mid_run_stops_the_run(annotator, qtbot):
     assert session.results, "the frames computed before the stop stay in the session"
 
 
-def test_memory_mode_and_gate(annotator, qtbot):
-    _viewer, _image, widget = annotator
+def test_memory_mode_and_gate(make_napari_viewer, tiny_nano_model, small_volume, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_volume, name="volume")
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_nano_model)  # nano's profile: connected masks on by default
     widget.add_object()
     place_point(widget, 3, 20, 30)
     run(qtbot, widget, widget.segment_frame)
     session = widget.state.session
-    assert session.memory == "selective" and widget.gate_spin.isEnabled()
+    assert session.options.memory == "selective" and widget.gate_spin.isEnabled()
     # the gate acts on the live session and on the strip's threshold line
     widget.gate_spin.setValue(0.8)
-    assert session.settings.memory.gate_threshold == pytest.approx(0.8)
+    assert session.options.gate == pytest.approx(0.8)
     assert widget.confidence.track.threshold == pytest.approx(0.8)
     labels_before = widget.state.labels.data.copy()
     # stock SAM2 memory: a new session (labels kept), gate not applicable
@@ -451,34 +455,37 @@ def test_memory_mode_and_gate(annotator, qtbot):
     assert widget.state.session is None and not widget.gate_spin.isEnabled()
     np.testing.assert_array_equal(widget.state.labels.data, labels_before)
     run(qtbot, widget, widget.segment_frame)
-    assert widget.state.session.memory == "sam2"
-    assert widget.state.session.settings.memory.gate_threshold == pytest.approx(0.8)
+    assert widget.state.session.options.memory == "sam2"
+    assert widget.state.session.options.gate == pytest.approx(0.8)
     # temporal connectivity: on by default, live on the session, kept for the next one
-    assert widget.connected_check.isChecked() and widget.state.session.connected
+    assert widget.connected_check.isChecked() and widget.state.session.options.connected
     widget.connected_check.setChecked(False)
-    assert widget.state.session.connected is False
+    assert widget.state.session.options.connected is False
     widget.set_memory_mode("selective")
     run(qtbot, widget, widget.segment_frame)
-    assert widget.state.session.connected is False and not widget.connected_check.isChecked()
+    assert widget.state.session.options.connected is False
+    assert not widget.connected_check.isChecked()
     # a volume ('z' or unlabelled axis): carried masks do not follow motion unless asked
-    assert not widget.motion_check.isChecked() and widget.state.session.motion is False
+    assert not widget.motion_check.isChecked() and widget.state.session.options.motion is False
     widget.motion_check.setChecked(True)
-    assert widget.state.session.motion is True
+    assert widget.state.session.options.motion is True
 
 
-def test_a_time_axis_turns_on_follow_motion(make_napari_viewer, tiny_model, small_volume, qtbot):
+def test_a_time_axis_turns_on_follow_motion(
+    make_napari_viewer, tiny_nano_model, small_volume, qtbot
+):
     viewer = make_napari_viewer()
     viewer.add_image(small_volume, name="movie", axis_labels=("t", "y", "x"))
     widget = SAMed2Widget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.set_model(tiny_model)
+    widget.set_model(tiny_nano_model)  # nano's profile follows motion on time axes
     assert widget.motion_check.isChecked()
     widget.add_object()
     place_point(widget, 3, 20, 30)
     run(qtbot, widget, widget.segment_frame)
-    assert widget.state.session.motion is True
+    assert widget.state.session.options.motion is True
     widget.motion_check.setChecked(False)  # the user's choice wins over the axis label
-    assert widget.state.session.motion is False and widget.state.follows_motion() is False
+    assert widget.state.session.options.motion is False and widget.state.options.motion is False
 
 
 def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer, tiny_model, qtbot):
@@ -493,15 +500,15 @@ def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer,
     widget.add_object()
     place_point(widget, 1, 40, 200)
     run(qtbot, widget, widget.segment_frame)
-    assert not widget.state.session.zoom
+    assert not widget.state.session.options.zoom
     before = widget.state.labels.data.copy()
     widget.zoom_check.setChecked(True)  # restarts the session, keeps the labels
-    assert widget.state.zoom and widget.state.session is None
+    assert widget.state.options.zoom and widget.state.session is None
     np.testing.assert_array_equal(widget.state.labels.data, before)
     run(qtbot, widget, widget.segment_frame)
     run(qtbot, widget, widget.propagate_both)
     session = widget.state.session
-    assert session.zoom
+    assert session.options.zoom
     row0, col0, row1, col1 = session.region_of(1)
     assert row0 <= 40 < row1 and col0 <= 200 < col1
     outside = np.ones((256, 256), bool)
