@@ -112,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.add_argument("--negative", action="append", default=[], metavar="F,R,C[@ID]")
     propagate.add_argument("--box", action="append", default=[], metavar="F,R0,C0,R1,C1[@ID]")
     propagate.add_argument("--direction", choices=DIRECTIONS, default="both")
-    propagate.add_argument("--memory", choices=MEMORY_MODES, default="selective")
+    propagate.add_argument(
+        "--memory",
+        choices=MEMORY_MODES,
+        default=None,
+        help="default: the model's (selective for samed2 models, sam2 for SAM 2 networks)",
+    )
     propagate.add_argument(
         "--gate",
         type=float,

@@ -7,7 +7,8 @@ from napari_samed2.model import NANO_PROFILE, SAM2_PROFILE
 
 
 def test_memory_is_an_enum_and_strings_are_accepted():
-    assert SessionOptions().memory is MemoryMode.SELECTIVE
+    assert SessionOptions().memory is None  # the model profile's default
+    assert SessionOptions(memory="selective").memory is MemoryMode.SELECTIVE
     assert SessionOptions(memory="sam2").memory is MemoryMode.SAM2
     assert SessionOptions(memory="sam2").memory == "sam2"  # a str enum compares as its value
     with pytest.raises(ValueError, match=r"memory must be one of \('selective', 'sam2'\).*'fifo'"):
@@ -43,8 +44,10 @@ def test_resolved_takes_the_profile_defaults_and_keeps_explicit_choices():
     nano_z = SessionOptions().resolved(NANO_PROFILE, "Z")
     assert nano_z.motion is False
     assert SessionOptions().resolved(NANO_PROFILE).motion is False  # axis kind unknown
+    assert nano_t.memory is MemoryMode.SELECTIVE
     sam2 = SessionOptions().resolved(SAM2_PROFILE, "T")
-    assert (sam2.connected, sam2.motion, sam2.flips) == (False, False, False)
+    assert (sam2.memory, sam2.connected, sam2.motion, sam2.flips) == ("sam2", False, False, False)
+    assert SessionOptions(memory="selective").resolved(SAM2_PROFILE).memory == "selective"
     mine = SessionOptions(connected=True, flips=True, motion=True).resolved(SAM2_PROFILE)
     assert (mine.connected, mine.motion, mine.flips) == (True, True, True)
     with pytest.raises(ValueError, match="axis_kind must be one of"):
@@ -53,3 +56,4 @@ def test_resolved_takes_the_profile_defaults_and_keeps_explicit_choices():
 
 def test_to_dict_has_plain_values():
     assert SessionOptions(memory="sam2").to_dict()["memory"] == "sam2"
+    assert SessionOptions().to_dict()["memory"] is None

@@ -39,8 +39,9 @@ class SessionOptions:
 
     Attributes
     ----------
-    memory : MemoryMode or str
-        ``"selective"`` (SAMed-2's gated memory and long-term bank) or ``"sam2"``.
+    memory : MemoryMode, str or None
+        ``"selective"`` (SAMed-2's gated memory and long-term bank) or ``"sam2"``. None: the
+        model profile's default (selective for SAMed-2 and nano, sam2 for SAM 2 networks).
     gate : float
         In [0, 1]: confidence (predicted IoU, with a positive object score) a propagated frame
         needs to enter the selective memory. Ignored with ``memory="sam2"``.
@@ -59,7 +60,7 @@ class SessionOptions:
         holds them; False returns each object's mask as decoded.
     """
 
-    memory: MemoryMode = MemoryMode.SELECTIVE
+    memory: MemoryMode | None = None
     gate: float = 0.5
     zoom: bool = False
     connected: bool | None = None
@@ -100,6 +101,7 @@ class SessionOptions:
             raise ValueError(f"axis_kind must be one of {AXIS_KINDS} or None, got {axis_kind!r}")
         return dataclasses.replace(
             self,
+            memory=MemoryMode(profile.memory) if self.memory is None else self.memory,
             connected=profile.connected if self.connected is None else self.connected,
             motion=profile.follows_motion(axis_kind) if self.motion is None else self.motion,
             flips=profile.flips if self.flips is None else self.flips,
@@ -108,7 +110,7 @@ class SessionOptions:
     def to_dict(self) -> dict[str, Any]:
         """Plain values (the memory mode as its string), e.g. for a run log."""
         values = dataclasses.asdict(self)
-        values["memory"] = self.memory.value
+        values["memory"] = None if self.memory is None else self.memory.value
         return values
 
 

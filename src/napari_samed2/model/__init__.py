@@ -77,6 +77,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "ModelProfile",
             "NANO_PROFILE",
             "SAM2_PROFILE",
+            "SAMED2_PROFILE",
             "profile_for",
         ],
     },

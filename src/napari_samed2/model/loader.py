@@ -45,7 +45,7 @@ class LoadedModel:
     @property
     def profile(self) -> ModelProfile:
         """What the model does beyond sam2's predictor and its option defaults (`profile_for`)."""
-        return profile_for(self.preprocessing)
+        return profile_for(self.preprocessing, self.temporal_adapter)
 
 
 def load_model(

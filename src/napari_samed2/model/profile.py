@@ -8,11 +8,13 @@ every session: SAM 2, SAMed-2 and MedSAM2 networks get ``SAM2_PROFILE``, sam2's 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .registry import Preprocessing
 
 AXIS_KINDS = ("T", "Z")
+MEMORY_DEFAULTS = ("selective", "sam2")  # engine.options.MemoryMode's values
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,10 @@ class ModelProfile:
     Attributes
     ----------
     name : str
-        What the profile is called in messages and the widget ("sam2", "nano").
+        What the profile is called in messages and the widget ("sam2", "samed2", "nano").
+    memory : {"selective", "sam2"}
+        Default memory (`SessionOptions.memory`): SAMed-2's selective memory for models trained
+        with it, sam2's own for SAM 2 and MedSAM2 networks.
     click_seed, carry_mask : bool
         How the weights were trained (`Preprocessing`): clicks and boxes also painted into the
         mask prompt; tracked frames get the neighbour's mask logits as mask prompt. Not options.
@@ -36,6 +41,7 @@ class ModelProfile:
     """
 
     name: str
+    memory: str = "sam2"
     click_seed: bool = False
     carry_mask: bool = False
     flips: bool = False
@@ -43,6 +49,8 @@ class ModelProfile:
     motion_axes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.memory not in MEMORY_DEFAULTS:
+            raise ValueError(f"memory must be one of {MEMORY_DEFAULTS}, got {self.memory!r}")
         unknown = [kind for kind in self.motion_axes if kind not in AXIS_KINDS]
         if unknown:
             raise ValueError(f"motion_axes must hold axis kinds {AXIS_KINDS}, got {unknown!r}")
@@ -58,20 +66,29 @@ SAM2_PROFILE = ModelProfile("sam2")
 # Measured for samed2-nano on the held-out suites (docs/models.md): flip averaging 2-D
 # 0.833 -> 0.850, following motion on time-lapses, connectivity against islands on look-alikes.
 NANO_PROFILE = ModelProfile(
-    "nano", click_seed=True, carry_mask=True, flips=True, connected=True, motion_axes=("T",)
+    "nano",
+    memory="selective",
+    click_seed=True,
+    carry_mask=True,
+    flips=True,
+    connected=True,
+    motion_axes=("T",),
 )
+SAMED2_PROFILE = ModelProfile("samed2", memory="selective")
 
 
-def profile_for(preprocessing: Preprocessing) -> ModelProfile:
-    """The profile of a checkpoint with ``preprocessing``.
+def profile_for(preprocessing: Preprocessing, temporal_adapter: bool = False) -> ModelProfile:
+    """The profile of a checkpoint with ``preprocessing`` (and a temporal adapter or not).
 
     Weights trained by this project's loop with carried masks and click seeds (samed2-nano and
-    models fine-tuned from it) get the nano profile, for which its tricks were measured; any
-    other checkpoint gets sam2's behaviour, with its click seed or carried masks if it was
-    trained with them.
+    models fine-tuned from it) get the nano profile, for which its tricks were measured.
+    SAMed-2 networks (a temporal adapter) get its selective memory and nothing else; SAM 2 and
+    MedSAM2 networks get sam2's behaviour. A click seed or carried masks a checkpoint was trained
+    with are kept whatever the profile.
     """
     if preprocessing.click_seed and preprocessing.carry_mask:
         return NANO_PROFILE
-    return ModelProfile(
-        "sam2", click_seed=bool(preprocessing.click_seed), carry_mask=bool(preprocessing.carry_mask)
+    base = SAMED2_PROFILE if temporal_adapter else SAM2_PROFILE
+    return dataclasses.replace(
+        base, click_seed=bool(preprocessing.click_seed), carry_mask=bool(preprocessing.carry_mask)
     )
