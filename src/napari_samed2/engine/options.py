@@ -69,11 +69,15 @@ class SessionOptions:
     non_overlap: bool = True
 
     def __post_init__(self) -> None:
-        try:
-            memory = MemoryMode(self.memory)
-        except ValueError:
-            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {self.memory!r}") from None
-        object.__setattr__(self, "memory", memory)
+        if self.memory is not None:
+            try:
+                memory = MemoryMode(self.memory)
+            except ValueError:
+                raise ValueError(
+                    f"memory must be one of {MEMORY_MODES} or None (the model's default), "
+                    f"got {self.memory!r}"
+                ) from None
+            object.__setattr__(self, "memory", memory)
         gate = self.gate
         if isinstance(gate, bool) or not isinstance(gate, (int, float)) or math.isnan(gate):
             raise ValueError(f"gate must be a number in [0, 1], got {gate!r}")
