@@ -517,3 +517,31 @@ def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer,
     for frame in range(4):
         np.testing.assert_array_equal(labels[frame] == 1, session.results[frame].masks[1])
         assert not (labels[frame][outside] == 1).any()
+
+
+def test_a_sam2_network_gets_sam2s_behaviour_and_the_controls_say_so(
+    make_napari_viewer, tiny_model, tiny_nano_model, small_volume, qtbot
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_volume, name="movie", axis_labels=("t", "y", "x"))
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_model)  # sam2's profile: no nano tricks, sam2's memory
+    assert "sam2 profile" in widget.model_picker.status.text()
+    assert widget.memory_combo.currentData() == "sam2" and not widget.gate_spin.isEnabled()
+    assert not widget.connected_check.isChecked() and not widget.motion_check.isChecked()
+    widget.add_object()
+    place_point(widget, 3, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    options = widget.state.session.options
+    assert (options.memory, options.connected, options.motion) == ("sam2", False, False)
+    # the same image with a nano-style model: its profile's defaults, shown on the controls
+    widget.set_model(tiny_nano_model)
+    assert "nano profile" in widget.model_picker.status.text()
+    assert widget.memory_combo.currentData() == "selective"
+    assert widget.connected_check.isChecked() and widget.motion_check.isChecked()
+    # an explicit choice wins over any profile
+    widget.connected_check.setChecked(False)
+    widget.set_model(tiny_model)
+    widget.set_model(tiny_nano_model)
+    assert not widget.connected_check.isChecked()
