@@ -138,7 +138,7 @@ class Entry:
     def mask(self, obj_id: int) -> np.ndarray:
         """Object ``obj_id``'s pixels (bool, rows × cols)."""
         if obj_id not in self.object_ids:
-            raise KeyError(f"entry {self.id} has no object {obj_id}; its objects: {self.object_ids}")
+            raise KeyError(f"entry {self.id} has no object {obj_id}; it has {self.object_ids}")
         return self.labels() == obj_id
 
     def verify(self) -> None:

@@ -70,7 +70,9 @@ class ObjectRecord:
         if self.confidence is not None:
             value = float(self.confidence)
             if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-                raise ValueError(f"object {self.id}: confidence {self.confidence!r} is not in [0, 1]")
+                raise ValueError(
+                    f"object {self.id}: confidence {self.confidence!r} is not in [0, 1]"
+                )
             object.__setattr__(self, "confidence", value)
         if self.model is not None:
             _check_model(self.id, self.model)

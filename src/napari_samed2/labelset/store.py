@@ -103,7 +103,9 @@ class LabelSet:
         manifest_path = path / MANIFEST
         if not path.is_dir():
             state = "it is a file" if path.exists() else "no such folder"
-            raise LabelSetError(f"no label set at {str(path)!r}: {state}")
+            raise LabelSetError(
+                f"no label set at {str(path)!r}: {state} (make one with `samed2 labelset create`)"
+            )
         if not manifest_path.is_file():
             raise LabelSetError(
                 f"{str(path)!r} is not a label set: it has no {MANIFEST} (make one with "
@@ -234,7 +236,7 @@ class LabelSet:
             **writer_record(),
         }
         with self.writing():
-            record["id"] = entry_id = max(self._ids_on_disk(), default=0) + 1
+            record["id"] = max(self._ids_on_disk(), default=0) + 1
             directory = self._write_entry(record, frame if reference is None else None, stored)
         return Entry(directory, record)
 
@@ -275,7 +277,9 @@ class LabelSet:
             "origins": dict(collections.Counter(o.origin for e in entries for o in e.objects)),
             "referenced": sum(e.reference is not None for e in entries),
             "shapes": dict(shapes),
-            "sources": [dict(zip(_SOURCE_FIELDS, k, strict=True), frames=n) for k, n in sources.items()],
+            "sources": [
+                dict(zip(_SOURCE_FIELDS, key, strict=True), frames=n) for key, n in sources.items()
+            ],
             "bytes": _bytes_under(self.path),
         }
 
