@@ -156,7 +156,10 @@ def _import_frames(
     source: dict[str, Any],
     reference_path: str | None,
 ) -> ImportReport:
-    plan = frame_plan(np.shape(image), np.shape(labels), axis, frames)
+    try:
+        plan = frame_plan(np.shape(image), np.shape(labels), axis, frames)
+    except ValueError as error:
+        raise ValueError(f"{source['name']}: {error}") from None
     report = ImportReport()
     empty = 0
     with labelset.writing():  # one import, one writer: nothing interleaves with it
