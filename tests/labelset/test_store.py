@@ -202,8 +202,9 @@ def test_frames_beyond_classic_tiff_are_written_as_bigtiff(labelset, monkeypatch
     monkeypatch.setattr(tiff, "BIGTIFF_BYTES", small.nbytes)  # 4 GiB frames, scaled down
     labelset.add(small, np.ones((16, 16), np.uint8))
     labelset.add(large, np.ones((64, 64), np.uint8))
-    kinds = [
-        tifffile.TiffFile(e.directory / "image.tif").is_bigtiff for e in labelset.entries()
-    ]
+    kinds = []
+    for entry in labelset.entries():
+        with tifffile.TiffFile(entry.directory / "image.tif") as written:
+            kinds.append(written.is_bigtiff)
     assert kinds == [False, True]
     np.testing.assert_array_equal(labelset.entry(2).image(), large)
