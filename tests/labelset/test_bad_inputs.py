@@ -10,7 +10,6 @@ import tifffile
 
 from napari_samed2.labelset import (
     ImageReference,
-    LabelSet,
     LabelSetError,
     ObjectRecord,
     import_pairs,

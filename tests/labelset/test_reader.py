@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from npe2 import PluginManifest
 
-from napari_samed2.labelset import LabelSet
+from napari_samed2.labelset import LabelSet, LabelSetError
 from napari_samed2.labelset.reader import get_reader, read_labelset
 
 
@@ -49,6 +49,11 @@ def test_entries_of_one_shape_are_stacked_and_others_grouped(labelset):
     np.testing.assert_array_equal(labels, np.stack([lab for _, lab in frames[:3]]))
     assert meta["metadata"] == {"labelset": str(labelset.path), "entries": [1, 2, 3]}
     np.testing.assert_array_equal(layers[2][0][0], frames[3][0])
+
+
+def test_an_empty_set_says_so(labelset):
+    with pytest.raises(LabelSetError, match="has no entries yet: nothing to show"):
+        read_labelset(str(labelset.path))
 
 
 def test_the_manifest_contributes_the_reader():
