@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -72,6 +73,23 @@ def test_two_writers_in_one_process_are_refused_too(labelset):
         with pytest.raises(LabelSetLockedError, match=f"process {os.getpid()} "):
             other.add(*frame_from_seed(1))
     assert other.add(*frame_from_seed(1)).id == 2
+
+
+def test_threads_of_one_process_take_turns(labelset):
+    shared = LabelSet.open(labelset.path, lock_timeout=30)
+
+    def append(seed):
+        for i in range(15):
+            shared.add(*frame_from_seed(seed + i), source={"kind": "layer", "name": str(seed)})
+
+    threads = [threading.Thread(target=append, args=(seed,)) for seed in (0, 100)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entries = labelset.entries()
+    assert [e.id for e in entries] == list(range(1, 31))
+    assert sorted(e.source["name"] for e in entries) == ["0"] * 15 + ["100"] * 15
 
 
 def test_readers_need_no_lock(labelset, holder):
