@@ -59,9 +59,10 @@ def test_a_lock_left_by_a_killed_process_does_not_block(labelset, holder):
     holder.send_signal(signal.SIGKILL)
     holder.communicate(timeout=30)
     assert (labelset.path / HOLDER_FILE).exists()  # the killed holder's record stays behind
+    patient = LabelSet.open(labelset.path, lock_timeout=30)  # would wait 30 s on a held lock
     started = time.monotonic()
-    entry = labelset.add(*frame_from_seed(0))
-    assert time.monotonic() - started < 0.5
+    entry = patient.add(*frame_from_seed(0))
+    assert time.monotonic() - started < 5
     assert entry.id == 1
     assert not (labelset.path / HOLDER_FILE).exists()  # the new holder's, removed on release
 
