@@ -80,8 +80,11 @@ def _temporaries(labelset: LabelSet) -> list[str]:
 
 
 def _kill(child) -> list[str]:
+    """SIGKILL the child; the lines it printed that were not read yet. (Read through the same
+    buffered stream as `_wait_for`: `communicate` would skip what that has buffered.)"""
     child.send_signal(signal.SIGKILL)
-    out, err = child.communicate(timeout=30)
+    out, err = child.stdout.read(), child.stderr.read()
+    child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL, err
     return out.splitlines()
 
@@ -101,9 +104,9 @@ def test_sigkill_at_random_moments_leaves_every_added_entry_whole(labelset, caps
     known: list[int] = []
     for _ in range(kills):
         child = start_child(APPENDER, labelset.path, seed, "none")
-        _wait_for(child, "ready")
+        first = _wait_for(child, "added")  # however busy the machine, each child appends
         time.sleep(rng.uniform(0.0, 0.4))
-        lines = _kill(child)
+        lines = [first, *_kill(child)]
         added = [int(line.split()[1]) for line in lines if line.startswith("added")]
         seed += 10_000
         mid_append += bool(_temporaries(labelset))  # an append was cut short
@@ -115,8 +118,9 @@ def test_sigkill_at_random_moments_leaves_every_added_entry_whole(labelset, caps
         known = ids
     with capsys.disabled():
         print(f"\n{kills} kills, {mid_append} mid-append, {len(known)} entries intact")
-    assert len(known) > kills  # the children did append between kills
-    assert mid_append >= 1
+    assert len(known) >= kills  # every child appended before it was killed
+    # (whether a random kill lands mid-append depends on the machine's load; the test below
+    # kills at each step of an append on purpose)
     # the next writer sweeps what killed writers left; the ids stay dense and ordered
     labelset.add(*frame_from_seed(99))
     assert _temporaries(labelset) == []
@@ -132,12 +136,10 @@ def test_sigkill_at_each_step_of_an_append(labelset, stage, visible):
     child = start_child(APPENDER, labelset.path, 2, stage)
     _wait_for(child, f"stage {stage}")
     _kill(child)
-    reopened = LabelSet.open(labelset.path, lock_timeout=30)  # would wait 30 s on a held lock
+    reopened = LabelSet.open(labelset.path, lock_timeout=0)  # a held lock: LabelSetLockedError
     assert _check_intact(reopened) == ([first.id, 2] if visible else [first.id])
     assert len(_temporaries(reopened)) == (0 if visible else 1)
     # the killed writer's lock is free at once, and its temporary folder is swept
-    started = time.monotonic()
     reopened.add(*frame_from_seed(3), source={"kind": "layer", "name": "seed 3"})
-    assert time.monotonic() - started < 5
     assert _temporaries(reopened) == []
     assert _check_intact(reopened) == ([1, 2, 3] if visible else [1, 2])
