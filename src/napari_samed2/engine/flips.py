@@ -59,8 +59,7 @@ def box_prompt(obj_id: int, corners, clicks, labels, frame_shape: tuple[int, int
 
 def mask_prompt(obj_id: int, mask) -> FlippedPrompt:
     """`PropagationSession.add_mask`'s prompt for the session of one flip."""
-    array = np.asarray(mask)
-    return lambda other, flip: other.add_mask(0, obj_id, np.flip(array, flip))
+    return lambda other, flip: other.add_mask(0, obj_id, np.flip(np.asarray(mask), flip))
 
 
 def average_flips(

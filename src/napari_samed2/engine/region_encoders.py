@@ -93,6 +93,10 @@ class RegionEncoders:
             self.zooms[region] = self.frame_encoder(frames, CacheView(self.cache, region))
         return self.zooms[region]
 
+    def new_track(self, region: Region) -> ObjectTrack:
+        """A new object's track in its own zoom ``region``."""
+        return ObjectTrack(region=region, encoder=self.encoder_for(region))
+
     def of(self, track: ObjectTrack) -> FrameEncoder:
         """The encoder an object's frames go through."""
         return track.encoder or self.encoder

@@ -148,15 +148,10 @@ class PropagationSession:
         self._blank = BlankFrames(self._encoders.sources, self.frames.num_frames)
         mem = self.settings.memory
         self.tracker = FrameTracker(
-            net=self.net,
-            encoder=self.encoder,
-            device=self.device,
-            dtype=self.dtype,
-            memory=memory,
-            settings=mem,
+            net=self.net, encoder=self.encoder, device=self.device, dtype=self.dtype,
+            memory=memory, settings=mem, num_frames=self.frames.num_frames,
             bank=bank if bank is not None else LongTermBank(mem.bank_capacity),
-            num_frames=self.frames.num_frames,
-        )
+        )  # fmt: skip
         self.results: dict[int, FrameResult] = {}
         self._tracks: dict[int, ObjectTrack] = {}
         self._masks = ObjectMasks(self.frame_shape, self.frames.region, self.mask_threshold)
@@ -243,25 +238,19 @@ class PropagationSession:
         FrameResult
             The frame's result, every object included.
         """
-        frame, obj_id = self._check_frame(frame), check_obj(obj_id)
+        frame, obj_id = check_frame(frame, self.num_frames), check_obj(obj_id)
         coords, label_array = self._check_points(points, labels, obj_id)
 
         def inputs(region):
             prompt = point_inputs(coords, label_array, region, self.net.image_size, self.device)
             if keep_previous and obj_id in self._tracks:
-                prompt = concat_points(
-                    self._tracks[obj_id].points.get(frame),
-                    prompt["point_coords"],
-                    prompt["point_labels"],
-                )
+                previous = self._tracks[obj_id].points.get(frame)
+                prompt = concat_points(previous, prompt["point_coords"], prompt["point_labels"])
             return {"point_inputs": prompt}
 
         result = self._prompt_fitted(frame, obj_id, coords, inputs)
-        if self.flip_average:
-            flipped = points_prompt(obj_id, coords, label_array, keep_previous, self.frame_shape)
-            self._average_flips(obj_id, flipped)
-            return self.results[frame]
-        return result
+        flipped = points_prompt(obj_id, coords, label_array, keep_previous, self.frame_shape)
+        return self._flip_averaged(frame, obj_id, result, flipped)
 
     @one_writer
     def add_box(self, frame: int, obj_id: int, box, points=None, labels=None) -> FrameResult:
@@ -271,7 +260,7 @@ class PropagationSession:
         A box partly outside the frame is clipped to it; a box with zero area or wholly
         outside the frame raises `PromptError`.
         """
-        frame, obj_id = self._check_frame(frame), check_obj(obj_id)
+        frame, obj_id = check_frame(frame, self.num_frames), check_obj(obj_id)
         row0, col0, row1, col1 = check_box(box, self.frame_shape)
         rows, cols = self.frame_shape
         extra = extra_labels = None
@@ -285,11 +274,8 @@ class PropagationSession:
         corners = np.clip([[row0, col0], [row1, col1]], 0, [rows, cols])
         anchor = corners if extra is None else np.concatenate([corners, extra])
         result = self._prompt_fitted(frame, obj_id, anchor, inputs)
-        if self.flip_average:
-            flipped = box_prompt(obj_id, corners, extra, extra_labels, self.frame_shape)
-            self._average_flips(obj_id, flipped)
-            return self.results[frame]
-        return result
+        flipped = box_prompt(obj_id, corners, extra, extra_labels, self.frame_shape)
+        return self._flip_averaged(frame, obj_id, result, flipped)
 
     @one_writer
     def add_mask(self, frame: int, obj_id: int, mask) -> FrameResult:
@@ -298,17 +284,14 @@ class PropagationSession:
         The mask must not be empty: an empty mask cannot show the model an object. To say
         that a tracked object is absent on a frame, use `correct` with an empty mask.
         """
-        frame, obj_id = self._check_frame(frame), check_obj(obj_id)
+        frame, obj_id = check_frame(frame, self.num_frames), check_obj(obj_id)
         if not check_mask(mask, self.frame_shape).any():
             raise PromptError(
                 f"the mask for object {obj_id} on frame {frame} is empty: an empty mask cannot "
                 "prompt an object; to say the object is absent on this frame use correct()"
             )
         result = self._prompt_with_mask(frame, obj_id, mask, correction=False)
-        if self.flip_average:
-            self._average_flips(obj_id, mask_prompt(obj_id, mask))
-            return self.results[frame]
-        return result
+        return self._flip_averaged(frame, obj_id, result, mask_prompt(obj_id, mask))
 
     @one_writer
     def correct(self, frame: int, obj_id: int, mask) -> FrameResult:
@@ -327,7 +310,7 @@ class PropagationSession:
         ``obj_id`` must be an object of this session (prompted with `add_points`, `add_box`
         or `add_mask`); a correction cannot start a new object.
         """
-        frame, obj_id = self._check_frame(frame), check_obj(obj_id)
+        frame, obj_id = check_frame(frame, self.num_frames), check_obj(obj_id)
         if obj_id not in self._tracks:
             raise PromptError(
                 f"object {obj_id} is not in this session, so it cannot be corrected; objects: "
@@ -369,7 +352,7 @@ class PropagationSession:
         if not self._tracks or not any(t.cond for t in self._tracks.values()):
             raise NoPromptError("no object has a prompt yet; add points, a box or a mask first")
         if start is not None:
-            return self._check_frame(start, name="start")
+            return check_frame(start, self.num_frames, "start")
         prompted = [f for t in self._tracks.values() for f in t.cond]
         return max(prompted) if direction == "backward" else min(prompted)
 
@@ -418,7 +401,7 @@ class PropagationSession:
         if self._writer.locked():
             raise self._writer.busy_error("propagate")
         if stop is not None:
-            stop = self._check_frame(stop, name="stop")
+            stop = check_frame(stop, self.num_frames, "stop")
         begin = self.resolve_start(direction, start)
         try:
             forward, backward = frame_order(direction, begin, stop, self.num_frames)
@@ -474,7 +457,7 @@ class PropagationSession:
             return prompt_in(self.region_of(obj_id))
         return fitted_first_prompt(
             frame=frame, obj_id=obj_id, anchor=anchor, view=self.frames.region,
-            tracks=self._tracks, results=self.results, encoder_for=self._encoders.encoder_for,
+            tracks=self._tracks, results=self.results, new_track=self._encoders.new_track,
             prompt_in=prompt_in, resolve=self._resolve,
         )  # fmt: skip
 
@@ -484,8 +467,7 @@ class PropagationSession:
         zoomed = mask_region(mask, self.frame_shape) if placed else None
         if zoomed is not None:
             region = zoomed
-            encoder = self._encoders.encoder_for(region)
-            self._tracks[obj_id] = ObjectTrack(region=region, encoder=encoder)
+            self._tracks[obj_id] = self._encoders.new_track(region)
         prompt = mask_inputs(mask, self.frame_shape, region, self.net.image_size, self.device)
         if not correction and not prompt.any():
             if placed:
@@ -508,10 +490,13 @@ class PropagationSession:
         )  # fmt: skip
         return self._store(frame, {obj_id: (out, True, frame in track.confirmed)})
 
-    def _average_flips(self, obj_id: int, prompt_flipped) -> None:
-        """Average ``obj_id``'s mask logits on the (only) frame with those of the same prompt
-        on the image flipped three ways (`flip_average`); ``prompt_flipped(session, flip)``
-        gives the prompt to the session of one flip."""
+    def _flip_averaged(self, frame: int, obj_id: int, result: FrameResult, prompt_flipped):
+        """A prompt's ``result`` or, with `flip_average`, the frame's result once ``obj_id``'s
+        mask logits on the (only) frame are averaged with those of the same prompt on the
+        image flipped three ways (`flips`); ``prompt_flipped(session, flip)`` gives the prompt
+        to the session of one flip."""
+        if not self.flip_average:
+            return result
         if self._flipped is None:
             self._flipped = flipped_sessions(self.frames.read(0), self._flipped_session)
         track = self._tracks[obj_id]
@@ -519,6 +504,7 @@ class PropagationSession:
         average = average_flips(track, self._flipped, prompt_flipped, logits_of)
         self.results[0].masks[obj_id] = self._masks.mask(track, average)
         self._resolve(0, fresh=(obj_id,))
+        return self.results[frame]
 
     def _flipped_session(self, image: np.ndarray) -> PropagationSession:
         other = PropagationSession(
@@ -535,9 +521,6 @@ class PropagationSession:
 
     def _resolve(self, frame: int, fresh=()) -> None:
         self._masks.resolve(self.results, self._tracks, frame, fresh, non_overlap=self.non_overlap)
-
-    def _check_frame(self, frame, name: str = "frame") -> int:
-        return check_frame(frame, self.num_frames, name)
 
     def _check_points(self, points, labels, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
         # a zoom session places a new object's region around its prompt: any point of the frame

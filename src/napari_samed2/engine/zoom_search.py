@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .features import FrameEncoder
 from .frames import ZOOM_CONTEXT, ZOOM_MIN_SIZE, zoom_region, zoom_scales
 from .results import FrameResult
 from .tracking import ObjectTrack
@@ -23,7 +22,7 @@ def fitted_first_prompt(
     view: Region,
     tracks: dict[int, ObjectTrack],
     results: dict[int, FrameResult],
-    encoder_for: Callable[[Region], FrameEncoder],
+    new_track: Callable[[Region], ObjectTrack],
     prompt_in: Callable[[Region], FrameResult],
     resolve: Callable[[int], None],
 ) -> FrameResult:
@@ -33,13 +32,13 @@ def fitted_first_prompt(
     tried in squares around ``anchor`` (the prompt's points, frame coordinates) of 64, 128,
     256 ... pixels up to the session's whole ``view`` (`frames.zoom_scales`); the region where
     the model is most confident of its mask (its predicted IoU, objects it sees as present
-    first) is kept. ``encoder_for(region)`` gives a region's encoder; ``resolve(frame)``
+    first) is kept. ``new_track(region)`` gives a track in a region; ``resolve(frame)``
     makes the frame's masks disjoint again after a failed try.
     """
     best, best_score = None, None
     try:
         for region in zoom_scales(anchor, view, min_size=ZOOM_MIN_SIZE):
-            tracks[obj_id] = ObjectTrack(region=region, encoder=encoder_for(region))
+            tracks[obj_id] = new_track(region)
             result = prompt_in(region)
             score = (result.object_score[obj_id] > 0, result.iou[obj_id])
             if best_score is None or score > best_score:
@@ -47,7 +46,7 @@ def fitted_first_prompt(
             # undo this try (a first prompt touches nothing else: no bank entry, no memory)
             del tracks[obj_id]
             results[frame] = results[frame].without(obj_id)
-        tracks[obj_id] = ObjectTrack(region=best, encoder=encoder_for(best))
+        tracks[obj_id] = new_track(best)
         return prompt_in(best)
     except BaseException:
         # a failed or interrupted first prompt leaves no half-made object behind
