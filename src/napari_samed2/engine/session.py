@@ -10,42 +10,28 @@ of mask memories, same object pointers), which the tests check mask for mask.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from sam2.modeling.sam2_base import SAM2Base
-from sam2.utils.misc import concat_points
 
 from ..model import LoadedModel
 from ..model.session_model import session_model
 from .blank_frames import BlankFrames
-from .carry import CarryPolicy
 from .errors import NoPromptError, PromptError, PropagationError
-from .flips import average_flips, box_prompt, flipped_sessions, mask_prompt, points_prompt
+from .flips import box_prompt, flipped_sessions, mask_prompt, points_prompt
 from .frames import ModelInput
 from .history import SessionSnapshot, restore_snapshot, take_snapshot
-from .masks import ObjectMasks
 from .memory import LongTermBank
-from .object_steps import prompt_step, propagation_step
+from .objects import SessionObjects
 from .one_writer import WriterLock, one_writer
-from .prompts import (
-    box_clicks,
-    check_box,
-    check_frame,
-    check_mask,
-    check_obj,
-    check_points,
-    mask_inputs,
-    point_inputs,
-)
+from .prompts import check_box, check_frame, check_mask, check_obj
 from .region_encoders import RegionEncoders
 from .results import FrameResult, frame_order, frames_total
 from .run_log import logged_run
 from .settings import MEMORY_MODES, SessionSettings
 from .tracking import FrameTracker, ObjectTrack
-from .zoom_search import fitted_first_prompt, mask_region
 
 
 class PropagationSession:
@@ -154,10 +140,11 @@ class PropagationSession:
         )  # fmt: skip
         self.results: dict[int, FrameResult] = {}
         self._tracks: dict[int, ObjectTrack] = {}
-        self._masks = ObjectMasks(self.frame_shape, self.frames.region, self.mask_threshold)
-        self._carry = CarryPolicy(
-            memory=memory, settings=self.settings, frames=self.frames,
-            threshold=self.mask_threshold, carry_mask=self.carry_mask,
+        self._objects = SessionObjects(
+            tracks=self._tracks, results=self.results, tracker=self.tracker,
+            encoders=self._encoders, blank=self._blank, memory=memory, settings=self.settings,
+            mask_threshold=self.mask_threshold, click_seed=self.click_seed,
+            carry_mask=self.carry_mask, zoom=self.zoom,
         )  # fmt: skip
         full_view = tuple(self.frames.region) == (0, 0, *self.frame_shape)
         self.flip_average = bool(flip_average) and self.num_frames == 1 and not zoom and full_view
@@ -200,7 +187,7 @@ class PropagationSession:
 
     def region_of(self, obj_id: int) -> tuple[int, int, int, int]:
         """The part of the frames the model sees for ``obj_id`` (its zoom, or the session's)."""
-        return self._masks.region(self._tracks.get(obj_id))
+        return self._objects.region_of(obj_id)
 
     def close(self) -> None:
         """Stop the prefetch threads (if any) and drop cached features."""
@@ -239,16 +226,10 @@ class PropagationSession:
             The frame's result, every object included.
         """
         frame, obj_id = check_frame(frame, self.num_frames), check_obj(obj_id)
-        coords, label_array = self._check_points(points, labels, obj_id)
-
-        def inputs(region):
-            prompt = point_inputs(coords, label_array, region, self.net.image_size, self.device)
-            if keep_previous and obj_id in self._tracks:
-                previous = self._tracks[obj_id].points.get(frame)
-                prompt = concat_points(previous, prompt["point_coords"], prompt["point_labels"])
-            return {"point_inputs": prompt}
-
-        result = self._prompt_fitted(frame, obj_id, coords, inputs)
+        coords, label_array = self._objects.check_points(points, labels, obj_id)
+        result = self._objects.prompt_points(
+            frame, obj_id, coords, label_array, keep_previous, non_overlap=self.non_overlap
+        )
         flipped = points_prompt(obj_id, coords, label_array, keep_previous, self.frame_shape)
         return self._flip_averaged(frame, obj_id, result, flipped)
 
@@ -265,15 +246,12 @@ class PropagationSession:
         rows, cols = self.frame_shape
         extra = extra_labels = None
         if points is not None or labels is not None:
-            extra, extra_labels = self._check_points(points, labels, obj_id)
-
-        def inputs(region):
-            clicks = box_clicks((row0, col0, row1, col1), region, extra, extra_labels)
-            return {"point_inputs": point_inputs(*clicks, region, self.net.image_size, self.device)}
-
+            extra, extra_labels = self._objects.check_points(points, labels, obj_id)
         corners = np.clip([[row0, col0], [row1, col1]], 0, [rows, cols])
-        anchor = corners if extra is None else np.concatenate([corners, extra])
-        result = self._prompt_fitted(frame, obj_id, anchor, inputs)
+        result = self._objects.prompt_box(
+            frame, obj_id, (row0, col0, row1, col1), corners, extra, extra_labels,
+            non_overlap=self.non_overlap,
+        )  # fmt: skip
         flipped = box_prompt(obj_id, corners, extra, extra_labels, self.frame_shape)
         return self._flip_averaged(frame, obj_id, result, flipped)
 
@@ -290,7 +268,9 @@ class PropagationSession:
                 f"the mask for object {obj_id} on frame {frame} is empty: an empty mask cannot "
                 "prompt an object; to say the object is absent on this frame use correct()"
             )
-        result = self._prompt_with_mask(frame, obj_id, mask, correction=False)
+        result = self._objects.prompt_with_mask(
+            frame, obj_id, mask, correction=False, non_overlap=self.non_overlap
+        )
         return self._flip_averaged(frame, obj_id, result, mask_prompt(obj_id, mask))
 
     @one_writer
@@ -316,7 +296,9 @@ class PropagationSession:
                 f"object {obj_id} is not in this session, so it cannot be corrected; objects: "
                 f"{self.object_ids} (start a new object with add_points, add_box or add_mask)"
             )
-        return self._prompt_with_mask(frame, obj_id, mask, correction=True)
+        return self._objects.prompt_with_mask(
+            frame, obj_id, mask, correction=True, non_overlap=self.non_overlap
+        )
 
     @one_writer
     def remove_object(self, obj_id: int) -> None:
@@ -329,9 +311,7 @@ class PropagationSession:
         for other in (self._flipped or {}).values():
             if obj_id in other.object_ids:
                 other.remove_object(obj_id)
-        if not self.bank.frozen:
-            self.bank.remove_entries(track.bank_uids.values())
-        self._masks.forget(self.results, self._tracks, obj_id, non_overlap=self.non_overlap)
+        self._objects.forget(obj_id, track, non_overlap=self.non_overlap)
 
     @one_writer
     def reset(self, *, bank: bool = False) -> None:
@@ -414,7 +394,7 @@ class PropagationSession:
         # The generator is the session's writer from its first frame until it ends, is
         # closed or cancelled, or raises (the ``with`` releases it in every case).
         with self._writer.writing("propagate"):
-            self.tracker.encode_pending(self._tracks.values())
+            self._objects.encode_pending()
             yield from self._track_frames(forward, backward, cancel)
             self._blank.report()
 
@@ -424,71 +404,16 @@ class PropagationSession:
                 if cancel is not None and cancel():
                     return
                 if position + 1 < len(frames):
-                    for encoder in self._encoders.in_use(self._tracks.values()):
-                        encoder.prefetch(frames[position + 1])
+                    self._objects.prefetch(frames[position + 1])
                 with torch.inference_mode():
-                    result = self._track_frame(frame, reverse)
+                    result = self._objects.track_frame(
+                        frame, reverse, non_overlap=self.non_overlap,
+                        connected=self.connected, motion=self.motion,
+                    )  # fmt: skip
                 self.last_frame = frame
                 yield result
 
-    # -- internals: one frame (object_steps.py, masks.py) ----------------------------------------
-
-    def _track_frame(self, frame: int, reverse: bool) -> FrameResult:
-        outputs = {}
-        for obj_id, track in sorted(self._tracks.items()):
-            if not track.cond:
-                continue  # an object whose only prompt was removed
-            out, in_memory = propagation_step(
-                self.tracker, self._carry, track, obj_id, frame, reverse, self.results,
-                memory=self.memory, settings=self.settings.memory,
-                region=self.region_of(obj_id), connected=self.connected, motion=self.motion,
-            )  # fmt: skip
-            outputs[obj_id] = (out, in_memory, frame in track.confirmed)
-        return self._store(frame, outputs)
-
-    def _prompt_fitted(self, frame: int, obj_id: int, anchor, inputs) -> FrameResult:
-        """Prompt with ``inputs(region)``; a new object in a zoom session first gets its
-        region around ``anchor`` (`zoom_search.fitted_first_prompt`)."""
-
-        def prompt_in(region):
-            return self._prompt(frame, obj_id, **inputs(region))
-
-        if not self.zoom or obj_id in self._tracks:
-            return prompt_in(self.region_of(obj_id))
-        return fitted_first_prompt(
-            frame=frame, obj_id=obj_id, anchor=anchor, view=self.frames.region,
-            tracks=self._tracks, results=self.results, new_track=self._encoders.new_track,
-            prompt_in=prompt_in, resolve=self._resolve,
-        )  # fmt: skip
-
-    def _prompt_with_mask(self, frame: int, obj_id: int, mask, correction: bool) -> FrameResult:
-        region = self.region_of(obj_id)
-        placed = self.zoom and obj_id not in self._tracks
-        zoomed = mask_region(mask, self.frame_shape) if placed else None
-        if zoomed is not None:
-            region = zoomed
-            self._tracks[obj_id] = self._encoders.new_track(region)
-        prompt = mask_inputs(mask, self.frame_shape, region, self.net.image_size, self.device)
-        if not correction and not prompt.any():
-            if placed:
-                self._tracks.pop(obj_id, None)  # the region just placed for it: no object
-            raise PromptError(
-                f"the mask for object {obj_id} on frame {frame} has no pixel the model can see "
-                f"in the region {region} at its input size {self.net.image_size}; give a "
-                "larger mask or a click"
-            )
-        return self._prompt(frame, obj_id, mask_inputs=prompt, correction=correction)
-
-    def _prompt(self, frame, obj_id, point_inputs=None, mask_inputs=None, correction=False):
-        track = self._tracks.setdefault(obj_id, ObjectTrack())
-        out = prompt_step(
-            self.tracker, track, obj_id, frame, memory=self.memory,
-            settings=self.settings.memory, click_seed=self.click_seed,
-            point_inputs=point_inputs, mask_inputs=mask_inputs, correction=correction,
-            encode_pending=lambda: self.tracker.encode_pending(self._tracks.values()),
-            decoded=functools.partial(self._blank.report, prompted=frame),
-        )  # fmt: skip
-        return self._store(frame, {obj_id: (out, True, frame in track.confirmed)})
+    # -- flip averaging (flips.py) -------------------------------------------------------------
 
     def _flip_averaged(self, frame: int, obj_id: int, result: FrameResult, prompt_flipped):
         """A prompt's ``result`` or, with `flip_average`, the frame's result once ``obj_id``'s
@@ -499,11 +424,10 @@ class PropagationSession:
             return result
         if self._flipped is None:
             self._flipped = flipped_sessions(self.frames.read(0), self._flipped_session)
-        track = self._tracks[obj_id]
         logits_of = lambda other: other._tracks[obj_id].logits[0]  # noqa: E731
-        average = average_flips(track, self._flipped, prompt_flipped, logits_of)
-        self.results[0].masks[obj_id] = self._masks.mask(track, average)
-        self._resolve(0, fresh=(obj_id,))
+        self._objects.average_flips(
+            obj_id, self._flipped, prompt_flipped, logits_of, non_overlap=self.non_overlap
+        )
         return self.results[frame]
 
     def _flipped_session(self, image: np.ndarray) -> PropagationSession:
@@ -513,20 +437,6 @@ class PropagationSession:
         )  # fmt: skip
         other._blank.reported = True  # the same image: this session warns for it
         return other
-
-    def _store(self, frame: int, outputs: dict) -> FrameResult:
-        return self._masks.store(
-            self.results, self._tracks, frame, outputs, non_overlap=self.non_overlap
-        )
-
-    def _resolve(self, frame: int, fresh=()) -> None:
-        self._masks.resolve(self.results, self._tracks, frame, fresh, non_overlap=self.non_overlap)
-
-    def _check_points(self, points, labels, obj_id: int) -> tuple[np.ndarray, np.ndarray]:
-        # a zoom session places a new object's region around its prompt: any point of the frame
-        new_zoomed = self.zoom and obj_id not in self._tracks
-        region = (0, 0, *self.frame_shape) if new_zoomed else self.region_of(obj_id)
-        return check_points(points, labels, self.frame_shape, region)
 
     # -- undo (history.py) ---------------------------------------------------------------------
 
