@@ -115,7 +115,7 @@ class ObjectMasks:
             results[frame] = results[frame].without(obj_id)
             if not results[frame].masks:
                 del results[frame]
-            elif had_it:
+            elif had_it:  # the others get back what it had won
                 self.resolve(results, tracks, frame, non_overlap=non_overlap)
 
     def resolve(
