@@ -416,10 +416,8 @@ class PropagationSession:
     # -- flip averaging (flips.py) -------------------------------------------------------------
 
     def _flip_averaged(self, frame: int, obj_id: int, result: FrameResult, prompt_flipped):
-        """A prompt's ``result`` or, with `flip_average`, the frame's result once ``obj_id``'s
-        mask logits on the (only) frame are averaged with those of the same prompt on the
-        image flipped three ways (`flips`); ``prompt_flipped(session, flip)`` gives the prompt
-        to the session of one flip."""
+        """A prompt's ``result``; with `flip_average`, the frame's result once ``obj_id``'s logits
+        are averaged with ``prompt_flipped(session, flip)``'s on the flipped images (`flips`)."""
         if not self.flip_average:
             return result
         if self._flipped is None:
