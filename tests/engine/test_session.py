@@ -12,6 +12,7 @@ from napari_samed2.engine import (
     PropagationSession,
     SessionSettings,
 )
+from napari_samed2.engine.carry import CarryPolicy
 from napari_samed2.model import build_model, small_config
 
 from .conftest import iou
@@ -392,7 +393,16 @@ def test_selective_memory_carries_the_nearest_confident_mask_past_a_doubtful_one
         return session, session._tracks[1]
 
     def carried_to_4(session, track):
-        return session._carried_logits(track, 1, 4, reverse=False)
+        policy = CarryPolicy(
+            memory=session.memory,
+            settings=session.settings,
+            frames=session.frames,
+            threshold=session.mask_threshold,
+            carry_mask=session.carry_mask,
+        )
+        return policy.carried_logits(
+            track, 1, 4, False, session.results, region=session.region_of(1), motion=session.motion
+        )
 
     def clamped(logits):
         return logits.clamp(-32, 32)
