@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from napari_samed2.engine import PropagationSession
+from napari_samed2.engine.masks import mask_from_logits
 
 from .conftest import moving_disk_video
 
@@ -29,7 +30,10 @@ def test_a_prompt_on_a_2d_image_averages_the_four_flips(small_net):
         expected.append(torch.flip(_logits(alone, 1), [axis + 2 for axis in flip]))
     average = torch.stack(expected).mean(0)
     assert torch.allclose(_logits(session, 1), average, atol=1e-5)
-    np.testing.assert_array_equal(result.masks[1], session._mask_from_logits(1, average))
+    expected_mask = mask_from_logits(
+        average, session.region_of(1), session.frame_shape, session.mask_threshold
+    )
+    np.testing.assert_array_equal(result.masks[1], expected_mask)
     # a box and a mask prompt go through the flips too; removing the object clears them
     session.add_box(0, 2, (10, 10, 40, 50))
     session.add_mask(0, 3, result.masks[1])

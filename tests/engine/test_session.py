@@ -11,7 +11,10 @@ from napari_samed2.engine import (
     MemorySettings,
     PropagationSession,
     SessionSettings,
+    load_bank,
+    save_bank,
 )
+from napari_samed2.engine.carry import CarryPolicy
 from napari_samed2.model import build_model, small_config
 
 from .conftest import iou
@@ -256,14 +259,14 @@ def test_four_dimensional_stack_with_chosen_axis(small_net, video):
 
 
 def test_a_saved_bank_is_used_by_a_new_session(small_net, video, tmp_path):
-    from napari_samed2.engine import BankError, LongTermBank
+    from napari_samed2.engine import BankError
 
     frames, disks = video
     first = _session(small_net, frames, memory="selective", gate_threshold=0.0)
     first.add_points(0, 1, [[32, 20]], [1])
     first.correct(6, 1, disks[6])
     path = tmp_path / "cells.safetensors"
-    first.bank.save(path)
+    save_bank(first.bank, path)
 
     def run(bank):
         session = PropagationSession(
@@ -276,11 +279,11 @@ def test_a_saved_bank_is_used_by_a_new_session(small_net, video, tmp_path):
         session.add_points(0, 1, [[32, 20]], [1])
         return [r.masks[1] for r in session.propagate("forward")]
 
-    without, with_bank = run(None), run(LongTermBank.load(path))
+    without, with_bank = run(None), run(load_bank(path))
     assert any(not np.array_equal(a, b) for a, b in zip(without, with_bank, strict=True))
 
     other_net = build_model(small_config(mem_dim=16))
-    session = PropagationSession(other_net, frames, bank=LongTermBank.load(path))
+    session = PropagationSession(other_net, frames, bank=load_bank(path))
     session.add_points(0, 1, [[32, 20]], [1])
     with pytest.raises(BankError, match="same model"):
         list(session.propagate("forward"))
@@ -392,7 +395,16 @@ def test_selective_memory_carries_the_nearest_confident_mask_past_a_doubtful_one
         return session, session._tracks[1]
 
     def carried_to_4(session, track):
-        return session._carried_logits(track, 1, 4, reverse=False)
+        policy = CarryPolicy(
+            memory=session.memory,
+            settings=session.settings,
+            frames=session.frames,
+            threshold=session.mask_threshold,
+            carry_mask=session.carry_mask,
+        )
+        return policy.carried_logits(
+            track, 1, 4, False, session.results, region=session.region_of(1), motion=session.motion
+        )
 
     def clamped(logits):
         return logits.clamp(-32, 32)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from .errors import PromptError
 
 Region = tuple[int, int, int, int]  # (row0, col0, row1, col1)
+MASK_LOGIT_CLAMP = 32.0  # sam2 clamps previous logits fed back with new clicks
 
 
 def check_frame(frame, num_frames: int, name: str = "frame") -> int:
@@ -157,6 +158,25 @@ def point_inputs(
         "point_coords": xy.to(device),
         "point_labels": torch.tensor(labels, dtype=torch.int32)[None].to(device),
     }
+
+
+def box_clicks(box, region: Region, extra=None, extra_labels=None):
+    """A box's corners clipped to ``region`` as sam2's box clicks (labels 2 and 3), then the
+    clicks ``extra`` with ``extra_labels`` if given (frame coordinates, as `point_inputs`
+    takes them)."""
+    row0, col0, row1, col1 = box
+    top, left, bottom, right = region
+    coords = np.array(
+        [
+            [np.clip(row0, top, bottom), np.clip(col0, left, right)],
+            [np.clip(row1, top, bottom), np.clip(col1, left, right)],
+        ]
+    )
+    label_array = np.array([2, 3])
+    if extra is not None:
+        coords = np.concatenate([coords, extra])
+        label_array = np.concatenate([label_array, extra_labels])
+    return coords, label_array
 
 
 def check_mask(mask, frame_shape: tuple[int, int]) -> np.ndarray:

@@ -3,12 +3,13 @@
 `FrameTracker` runs sam2's step (`model.sam2_step`) for one object on one frame under
 inference autocast, keeping the predicted IoU (which ``track_step`` drops), and chooses the
 memories: sam2's own selection (``memory="sam2"``) or SAMed-2's gated recent memory plus the
-long-term bank. It also stores memories the way sam2's predictor does (bfloat16).
+long-term bank. It also stores memories the way sam2's predictor does (bfloat16) and offers
+them to the bank.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,7 +20,7 @@ from sam2.modeling.sam2_utils import select_closest_cond_frames
 
 from ..model import autocast, sam2_step
 from .features import FrameEncoder, FrameFeatures
-from .memory import LongTermBank, passes_gate, pooled_key
+from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
 from .settings import MemorySettings
 
 
@@ -99,6 +100,43 @@ class FrameTracker:
                 from_points=True,
             )
         self.store_memory(out, features, pos_enc)
+
+    def encode_pending(self, tracks: Iterable[ObjectTrack]) -> None:
+        """`encode_memory` for every stored frame of ``tracks`` not encoded yet."""
+        with torch.inference_mode():
+            for track in tracks:
+                for out in (*track.cond.values(), *track.non_cond.values()):
+                    if out["maskmem_features"] is None:
+                        self.encode_memory(out["frame"], out, encoder=track.encoder)
+
+    def offer_to_bank(
+        self, track: ObjectTrack, obj_id: int, frame: int, out: dict, origin: str, key_size: int
+    ) -> None:
+        """Offer a frame's encoded memory to the long-term bank (unless frozen), keyed by its
+        image embedding pooled to ``key_size``; an entry the object made on that frame before
+        is replaced."""
+        if self.bank.frozen or out["maskmem_features"] is None:
+            return
+        features = out["maskmem_features"][0].to("cpu", torch.bfloat16)
+        key = pooled_key(
+            (track.encoder or self.encoder).features(frame).image_embedding(),
+            key_size,
+        )
+        self.bank.check_compatible(tuple(features.shape), tuple(key.shape))
+        entry = BankEntry(
+            features=features,
+            key=key.cpu(),
+            confidence=float(out["iou"]),
+            obj_id=obj_id,
+            origin=origin,
+            frame=frame,
+        )
+        previous = track.bank_uids.get(frame)
+        changed = (
+            self.bank.replace(previous, entry) if previous is not None else self.bank.offer(entry)
+        )
+        if changed:
+            track.bank_uids[frame] = entry.uid
 
     def store_memory(self, out: dict, features: torch.Tensor, pos_enc) -> None:
         # bfloat16 storage, as sam2's predictor does: half the memory, and the "sam2" mode
