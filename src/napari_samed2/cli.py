@@ -230,6 +230,7 @@ def _propagate(args: argparse.Namespace) -> int:
     if not prompts:
         raise CommandError("give at least one --point or --box")
     options = SessionOptions(
+        non_overlap=True,  # one label per pixel: the surest object takes a contested pixel
         memory=args.memory,
         gate=args.gate,
         zoom=args.zoom,

@@ -17,15 +17,15 @@ def _logits(session, obj_id):
 
 def test_a_prompt_on_a_2d_image_averages_the_four_flips(small_net):
     image = moving_disk_video(frames=1)[0][0]
-    session = PropagationSession(small_net, image, non_overlap=False)
-    assert session.flip_average
+    session = PropagationSession(small_net, image, non_overlap=False, flips=True)
+    assert session.averages_flips
     result = session.add_points(0, 1, [[30, 20]], [1])
     # the same prompt, by hand, on the image flipped each way (sessions without averaging)
     rows, cols = image.shape
     expected = []
     for flip, point in (((), (30, 20)), ((0,), (rows - 31, 20)), ((1,), (30, cols - 21)),
                         ((0, 1), (rows - 31, cols - 21))):  # fmt: skip
-        alone = PropagationSession(small_net, np.flip(image, flip).copy(), flip_average=False)
+        alone = PropagationSession(small_net, np.flip(image, flip).copy(), flips=False)
         alone.add_points(0, 1, [point], [1])
         expected.append(torch.flip(_logits(alone, 1), [axis + 2 for axis in flip]))
     average = torch.stack(expected).mean(0)
@@ -45,7 +45,7 @@ def test_a_prompt_on_a_2d_image_averages_the_four_flips(small_net):
 
 def test_stacks_and_the_switch_turn_flip_averaging_off(small_net):
     video = moving_disk_video(frames=3)[0]
-    assert not PropagationSession(small_net, video).flip_average
-    plain = PropagationSession(small_net, video[0], flip_average=False)
+    assert not PropagationSession(small_net, video, flips=True).averages_flips
+    plain = PropagationSession(small_net, video[0], flips=False)
     plain.add_points(0, 1, [[30, 20]], [1])
-    assert not plain.flip_average and plain._flipped is None
+    assert not plain.averages_flips and plain._flipped is None

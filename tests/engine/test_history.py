@@ -11,8 +11,10 @@ from napari_samed2.engine import MemorySettings, PropagationSession, SessionSett
 def _session(net, frames, **kwargs):
     # gate and bank thresholds at 0: every propagated frame enters the memory and the bank,
     # so a memory left behind by an undone run would change the next run's masks
-    settings = SessionSettings(memory=MemorySettings(gate_threshold=0.0, bank_threshold=0.0))
-    return PropagationSession(net, frames, memory="selective", settings=settings, **kwargs)
+    settings = SessionSettings(memory=MemorySettings(bank_threshold=0.0))
+    return PropagationSession(
+        net, frames, memory="selective", gate=0.0, settings=settings, **kwargs
+    )
 
 
 def _masks(results) -> dict[int, np.ndarray]:
@@ -95,7 +97,7 @@ def test_a_snapshot_survives_being_restored_and_the_session_changing_again(small
 def test_restore_covers_the_flip_averaging_sessions_of_a_2d_image(small_net, video):
     frames, _ = video
     image = frames[0]
-    session = PropagationSession(small_net, image)
+    session = PropagationSession(small_net, image, flips=True)
     empty = session.snapshot()
     session.add_points(0, 1, [[32, 20]], [1])
     first = session.snapshot()

@@ -20,10 +20,10 @@ from napari_samed2.model import build_model, small_config
 from .conftest import iou
 
 
-def _session(net, frames, memory="sam2", non_overlap=True, **memory_settings):
+def _session(net, frames, memory="sam2", non_overlap=True, gate_threshold=0.5, **memory_settings):
     settings = SessionSettings(memory=MemorySettings(**memory_settings))
     return PropagationSession(
-        net, frames, memory=memory, settings=settings, non_overlap=non_overlap
+        net, frames, memory=memory, settings=settings, non_overlap=non_overlap, gate=gate_threshold
     )
 
 
@@ -273,7 +273,8 @@ def test_a_saved_bank_is_used_by_a_new_session(small_net, video, tmp_path):
             small_net,
             frames,
             memory="selective",
-            settings=SessionSettings(memory=MemorySettings(gate_threshold=0.0, top_k=1)),
+            gate=0.0,
+            settings=SessionSettings(memory=MemorySettings(top_k=1)),
             bank=bank,
         )
         session.add_points(0, 1, [[32, 20]], [1])
@@ -283,7 +284,7 @@ def test_a_saved_bank_is_used_by_a_new_session(small_net, video, tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(without, with_bank, strict=True))
 
     other_net = build_model(small_config(mem_dim=16))
-    session = PropagationSession(other_net, frames, bank=load_bank(path))
+    session = PropagationSession(other_net, frames, memory="selective", bank=load_bank(path))
     session.add_points(0, 1, [[32, 20]], [1])
     with pytest.raises(BankError, match="same model"):
         list(session.propagate("forward"))
@@ -396,15 +397,17 @@ def test_selective_memory_carries_the_nearest_confident_mask_past_a_doubtful_one
 
     def carried_to_4(session, track):
         policy = CarryPolicy(
-            memory=session.memory,
+            memory=session.options.memory,
             settings=session.settings,
             frames=session.frames,
             threshold=session.mask_threshold,
-            carry_mask=session.carry_mask,
+            carry_mask=session.profile.carry_mask,
         )
+        options = session.options
         return policy.carried_logits(
-            track, 1, 4, False, session.results, region=session.region_of(1), motion=session.motion
-        )
+            track, 1, 4, False, session.results, region=session.region_of(1),
+            motion=options.motion, gate=options.gate,
+        )  # fmt: skip
 
     def clamped(logits):
         return logits.clamp(-32, 32)

@@ -24,7 +24,7 @@ class CarryPolicy:
     memory : {"selective", "sam2"}
         The session's memory mode (only the selective memory looks past a doubtful frame).
     settings : SessionSettings
-        Its memory settings give ``carry_lookback`` and the gate.
+        Its memory settings give ``carry_lookback``.
     frames : FrameSource
         The session's frames (motion is estimated on their intensities).
     threshold : float
@@ -59,17 +59,19 @@ class CarryPolicy:
         *,
         region: tuple[int, int, int, int],
         motion: bool,
+        gate: float,
     ):
         """The neighbour's mask logits (the frame tracked just before), for carry-mask models.
 
         With the selective memory a neighbour whose mask failed the confidence gate is passed
         over for the nearest confident frame behind it (`MemorySettings.carry_lookback`): one
         bad frame must not hand its wrong mask to every frame after it. ``region``: the part
-        of the frames the object's model input shows.
+        of the frames the object's model input shows; ``motion``, ``gate``: the session's
+        options.
         """
         if not self.carry_mask:
             return None
-        source = self.carry_source(track, obj_id, frame, reverse, results)
+        source = self.carry_source(track, obj_id, frame, reverse, results, gate)
         logits = track.logits.get(source)
         if logits is None:
             return None
@@ -115,16 +117,18 @@ class CarryPolicy:
         frame: int,
         reverse: bool,
         results: dict[int, FrameResult],
+        gate: float,
     ) -> int:
         """The frame whose mask ``frame`` is tracked from: the one just before (in the
-        direction of travel) or, with the selective memory, the nearest confident one."""
+        direction of travel) or, with the selective memory, the nearest one that passed the
+        ``gate``."""
         step = 1 if reverse else -1
         if self.memory == "selective":
             for distance in range(1, self.settings.memory.carry_lookback + 1):
                 candidate = frame + step * distance
                 if candidate not in track.logits:
                     break
-                if self.confident(track, obj_id, candidate, results):
+                if self.confident(track, obj_id, candidate, results, gate):
                     return candidate
         return frame + step
 
@@ -136,16 +140,23 @@ class CarryPolicy:
         reverse: bool,
         out: dict,
         results: dict[int, FrameResult],
+        gate: float,
     ):
         """The frame's logits without the parts that do not touch the object's mask on the
         frame it was tracked from (`connected`)."""
-        reference = track.logits.get(self.carry_source(track, obj_id, frame, reverse, results))
+        source = self.carry_source(track, obj_id, frame, reverse, results, gate)
+        reference = track.logits.get(source)
         if reference is None or reference.shape != out["pred_masks"].shape:
             return out["pred_masks"]
         return keep_connected(out["pred_masks"], reference, self.threshold)
 
     def confident(
-        self, track: ObjectTrack, obj_id: int, frame: int, results: dict[int, FrameResult]
+        self,
+        track: ObjectTrack,
+        obj_id: int,
+        frame: int,
+        results: dict[int, FrameResult],
+        gate: float,
     ) -> bool:
         """Whether the object's mask on ``frame`` was prompted or passed the memory gate."""
         if frame in track.cond:
@@ -153,5 +164,4 @@ class CarryPolicy:
         result = results.get(frame)
         if result is None or obj_id not in result.iou:
             return False
-        gate = self.settings.memory.gate_threshold
         return passes_gate(result.iou[obj_id], result.object_score[obj_id], gate)

@@ -9,6 +9,7 @@ import torch
 
 from ..model import with_click_seed
 from .carry import CarryPolicy
+from .memory import passes_gate
 from .prompts import MASK_LOGIT_CLAMP
 from .results import FrameResult
 from .settings import MemorySettings
@@ -95,19 +96,21 @@ def propagation_step(
     region: tuple[int, int, int, int],
     connected: bool,
     motion: bool,
+    gate: float,
 ) -> tuple[dict, bool]:
     """Track ``obj_id`` to ``frame`` (a prompted frame keeps its prompt's output).
 
     Returns the output and whether the frame is in the object's memory. ``results``: the
     session's results so far (the carry policy reads their confidence); ``settings``: its
-    memory settings; ``region``: the part of the frames the object's model input shows.
+    memory settings; ``region``: the part of the frames the object's model input shows;
+    ``connected``, ``motion``, ``gate``: the session's options (`SessionOptions`).
     """
     if frame in track.cond:
         out = track.cond[frame]
         in_memory = True
     else:
         carried = carry.carried_logits(
-            track, obj_id, frame, reverse, results, region=region, motion=motion
+            track, obj_id, frame, reverse, results, region=region, motion=motion, gate=gate
         )
         if memory == "sam2":
             out = tracker.infer(
@@ -120,7 +123,8 @@ def propagation_step(
             # the memory encoder runs only for frames that will be remembered
             out = tracker.infer(
                 track=track, obj_id=obj_id, frame=frame, reverse=reverse,
-                run_mem_encoder=tracker.remember, prompt_logits=carried,
+                run_mem_encoder=lambda out: passes_gate(out["iou"], out["score"], gate),
+                prompt_logits=carried,
             )  # fmt: skip
             in_memory = out["maskmem_features"] is not None
             if in_memory:
@@ -131,6 +135,8 @@ def propagation_step(
                 tracker.offer_to_bank(track, obj_id, frame, out, "propagation", settings.key_size)
     track.tracked[frame] = reverse
     if connected and frame not in track.cond:
-        out["pred_masks"] = carry.connected_logits(track, obj_id, frame, reverse, out, results)
+        out["pred_masks"] = carry.connected_logits(
+            track, obj_id, frame, reverse, out, results, gate
+        )
     track.logits[frame] = out["pred_masks"]
     return out, in_memory

@@ -46,8 +46,8 @@ class SessionObjects:
     zoom : bool
         Whether a new object gets its own region at its first prompt.
 
-    The session's switches ``non_overlap``, ``connected`` and ``motion`` are passed to each
-    call (they may change between calls).
+    The session's live options ``non_overlap``, ``connected``, ``motion`` and ``gate`` are
+    passed to each call (they may change between calls).
     """
 
     def __init__(
@@ -218,7 +218,14 @@ class SessionObjects:
             encoder.prefetch(frame)
 
     def track_frame(
-        self, frame: int, reverse: bool, *, non_overlap: bool, connected: bool, motion: bool
+        self,
+        frame: int,
+        reverse: bool,
+        *,
+        non_overlap: bool,
+        connected: bool,
+        motion: bool,
+        gate: float,
     ) -> FrameResult:
         """Track every prompted object to ``frame`` (`object_steps.propagation_step`)."""
         outputs = {}
@@ -228,7 +235,7 @@ class SessionObjects:
             out, in_memory = propagation_step(
                 self.tracker, self.carry, track, obj_id, frame, reverse, self.results,
                 memory=self.memory, settings=self.settings.memory,
-                region=self.region_of(obj_id), connected=connected, motion=motion,
+                region=self.region_of(obj_id), connected=connected, motion=motion, gate=gate,
             )  # fmt: skip
             outputs[obj_id] = (out, in_memory, frame in track.confirmed)
         return self.store(frame, outputs, non_overlap=non_overlap)

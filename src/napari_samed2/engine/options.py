@@ -55,9 +55,10 @@ class SessionOptions:
         default for the axis kind (`resolved`).
     flips : bool or None
         Average the masks of a single 2-D image and its three flips. None: the profile's default.
-    non_overlap : bool
+    non_overlap : bool or None
         One object per pixel in the returned masks (the highest logit wins), as a Labels layer
-        holds them; False returns each object's mask as decoded.
+        holds them; False returns each object's mask as decoded (sam2's predictor). None: the
+        profile's default.
     """
 
     memory: MemoryMode | None = None
@@ -66,7 +67,7 @@ class SessionOptions:
     connected: bool | None = None
     motion: bool | None = None
     flips: bool | None = None
-    non_overlap: bool = True
+    non_overlap: bool | None = None
 
     def __post_init__(self) -> None:
         if self.memory is not None:
@@ -84,9 +85,8 @@ class SessionOptions:
         if not 0.0 <= float(gate) <= 1.0:
             raise ValueError(f"gate must be in [0, 1], got {gate!r}")
         object.__setattr__(self, "gate", float(gate))
-        for name in ("zoom", "non_overlap"):
-            _check_flag(name, getattr(self, name), optional=False)
-        for name in ("connected", "motion", "flips"):
+        _check_flag("zoom", self.zoom, optional=False)
+        for name in ("connected", "motion", "flips", "non_overlap"):
             _check_flag(name, getattr(self, name), optional=True)
 
     def replace(self, **changes: Any) -> SessionOptions:
@@ -109,6 +109,7 @@ class SessionOptions:
             connected=profile.connected if self.connected is None else self.connected,
             motion=profile.follows_motion(axis_kind) if self.motion is None else self.motion,
             flips=profile.flips if self.flips is None else self.flips,
+            non_overlap=profile.non_overlap if self.non_overlap is None else self.non_overlap,
         )
 
     def to_dict(self) -> dict[str, Any]:

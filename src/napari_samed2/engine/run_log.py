@@ -23,14 +23,15 @@ def logged_run(run: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]
         planned = len(forward) + len(backward)
         logger.info(
             "propagation started: %d of %d frames (%d forward, %d backward), %d object(s), "
-            "memory %s, model %s",
+            "options %s, model %s (%s profile)",
             planned,
             session.num_frames,
             len(forward),
             len(backward),
-            len(getattr(session, "_tracks", ())),
-            session.memory,
+            len(session.object_ids),
+            session.options.to_dict(),
             session.model_name,
+            session.profile.name,
         )
         began = time.perf_counter()
         done = 0

@@ -26,11 +26,12 @@ from .history import SessionSnapshot, restore_snapshot, take_snapshot
 from .memory import LongTermBank
 from .objects import SessionObjects
 from .one_writer import WriterLock, one_writer
+from .options import LIVE_OPTIONS, SessionOptions
 from .prompts import check_box, check_frame, check_mask, check_obj
 from .region_encoders import RegionEncoders
 from .results import FrameResult, frame_order, frames_total
 from .run_log import logged_run
-from .settings import MEMORY_MODES, SessionSettings
+from .settings import SessionSettings
 from .tracking import FrameTracker, ObjectTrack
 
 
@@ -48,9 +49,11 @@ class PropagationSession:
         A 2-D image is a one-frame stack whose frame index is 0.
     axis : int
         The propagation axis of ``data``.
-    memory : {"selective", "sam2"}
-        ``"selective"``: SAMed-2's gated recent memory plus the long-term bank, every prompt a
-        conditioning frame. ``"sam2"``: exactly the `sam2` package's video predictor.
+    options : SessionOptions, optional
+        The user's choices (memory, gate, zoom, connected masks, motion, flips, one object
+        per pixel); ``None`` fields take the model profile's defaults (`ModelProfile`), so a
+        SAM 2 network with default options gives ``SAM2VideoPredictor``'s masks and the nano
+        model its measured tricks. Change them later with `set_options`.
     settings : SessionSettings, optional
     bank : LongTermBank, optional
         A long-term bank to use (and update unless frozen); a new empty one by default.
@@ -59,33 +62,16 @@ class PropagationSession:
     region : (row0, col0, row1, col1), optional
         Show the model only this part of every frame (a zoom for small objects, e.g. from
         `frames.zoom_region`); prompts and masks stay in full-frame coordinates and shape.
-    zoom : bool
-        Give every object its own region, chosen at its first prompt: squares of 64, 128, 256
-        ... pixels around a click or box up to the whole view are tried and the one where the
-        model is most confident is kept (a mask prompt: 4x the mask's extent), so small
-        objects are seen magnified. The region then stays fixed for the object; later prompts
-        must fall inside it. The objects' encodings share one feature cache.
-    non_overlap : bool
-        Give each pixel claimed by several objects of a frame to the one with the highest mask
-        logit (`overlaps.resolve_overlaps`), as a Labels layer holds one object per pixel.
-        Only the returned masks change, not what the memory stores. ``False`` returns every
-        object's mask as decoded (as ``SAM2VideoPredictor`` does by default).
-    connected : bool
-        On a propagated frame, drop the parts of an object's mask that do not overlap its mask
-        on the frame it was tracked from (`connectivity.keep_connected`): islands on look-alike
-        objects are not shown, nor carried on to later frames. The memory is encoded before
-        (from the mask as decoded, as sam2 encodes before filling holes). ``False`` gives
-        ``SAM2VideoPredictor``'s masks.
-    motion : bool
-        For time-lapses and videos, with models that carry the previous frame's mask
-        (``carry_mask``): move the carried mask by the object's shift between the two frames,
-        estimated by phase correlation around it (`motion.object_shift`), so the prompt sits
-        where the object is now. Off for volumes, whose slices change shape rather than place.
-    flip_average : bool
-        On a single 2-D image (one frame, no zoom, no region), decode every point, box or mask
-        prompt also on the image flipped up-down, left-right and both, and average the four
-        mask logits (test-time augmentation; the predicted IoU stays the unflipped one). Four
-        encodings of the image instead of one. Ignored for stacks.
+    **choices
+        Options by name (``memory="sam2"``, ``zoom=True``, ...), on top of ``options``; see
+        `SessionOptions` for each.
+
+    Attributes
+    ----------
+    options : SessionOptions
+        The options in force, every default filled in from ``profile``.
+    profile : ModelProfile
+        The model's profile.
     """
 
     def __init__(
@@ -93,35 +79,32 @@ class PropagationSession:
         model: LoadedModel | SAM2Base,
         data,
         axis: int = 0,
-        memory: str = "selective",
+        options: SessionOptions | None = None,
         *,
         settings: SessionSettings | None = None,
         bank: LongTermBank | None = None,
         rgb: bool | None = None,
         position: Sequence[int] | None = None,
         region: Sequence[int] | None = None,
-        zoom: bool = False,
-        non_overlap: bool = True,
-        connected: bool = True,
-        motion: bool = False,
-        flip_average: bool = True,
+        **choices,
     ):
-        if memory not in MEMORY_MODES:
-            raise ValueError(f"memory must be one of {MEMORY_MODES}, got {memory!r}")
-        self.memory = memory
+        if options is not None and not isinstance(options, SessionOptions):
+            raise TypeError(
+                f"options must be a SessionOptions (or None), got {type(options).__name__}; "
+                "give single options by name, e.g. memory='sam2'"
+            )
+        chosen = (options or SessionOptions()).replace(**choices)  # ValueError names the option
         self.settings = settings or SessionSettings()
         adapted = session_model(model)  # TypeError, ValueError: not a model we can feed
+        self.profile = adapted.profile
+        self.options = chosen.resolved(self.profile)
+        memory = self.options.memory
         self.net = adapted.net
         self.model_input = ModelInput(adapted.image_size, adapted.mean, adapted.std)
         self.mask_threshold = adapted.mask_threshold
-        self.click_seed, self.carry_mask = adapted.click_seed, adapted.carry_mask
         self.device, self.dtype = adapted.device, adapted.dtype
         self.model_name = adapted.name
         self.net.eval()
-        self.zoom = bool(zoom)
-        self.non_overlap = bool(non_overlap)
-        self.connected = bool(connected)
-        self.motion = bool(motion)
         self._model = model
         self._flipped: dict[tuple[int, ...], PropagationSession] | None = None
         self._encoders = RegionEncoders(
@@ -143,11 +126,14 @@ class PropagationSession:
         self._objects = SessionObjects(
             tracks=self._tracks, results=self.results, tracker=self.tracker,
             encoders=self._encoders, blank=self._blank, memory=memory, settings=self.settings,
-            mask_threshold=self.mask_threshold, click_seed=self.click_seed,
-            carry_mask=self.carry_mask, zoom=self.zoom,
+            mask_threshold=self.mask_threshold, click_seed=self.profile.click_seed,
+            carry_mask=self.profile.carry_mask, zoom=self.options.zoom,
         )  # fmt: skip
         full_view = tuple(self.frames.region) == (0, 0, *self.frame_shape)
-        self.flip_average = bool(flip_average) and self.num_frames == 1 and not zoom and full_view
+        # flip averaging needs the whole of a single 2-D image
+        self._flips = (
+            self.options.flips and self.num_frames == 1 and not self.options.zoom and full_view
+        )
         self.last_frame: int | None = None  # last frame a propagate call finished
         # one writer at a time: an open propagate() generator holds it until it ends
         self._writer = WriterLock()
@@ -184,6 +170,12 @@ class PropagationSession:
     def confirmed_frames(self) -> dict[int, list[int]]:
         """Object id to the frames the user prompted or corrected."""
         return {obj: sorted(track.confirmed) for obj, track in sorted(self._tracks.items())}
+
+    @property
+    def averages_flips(self) -> bool:
+        """Whether prompts are averaged over the image's flips: ``options.flips`` on a single
+        2-D image seen whole (no zoom, no region)."""
+        return self._flips
 
     def region_of(self, obj_id: int) -> tuple[int, int, int, int]:
         """The part of the frames the model sees for ``obj_id`` (its zoom, or the session's)."""
@@ -228,7 +220,7 @@ class PropagationSession:
         frame, obj_id = check_frame(frame, self.num_frames), check_obj(obj_id)
         coords, label_array = self._objects.check_points(points, labels, obj_id)
         result = self._objects.prompt_points(
-            frame, obj_id, coords, label_array, keep_previous, non_overlap=self.non_overlap
+            frame, obj_id, coords, label_array, keep_previous, non_overlap=self.options.non_overlap
         )
         flipped = points_prompt(obj_id, coords, label_array, keep_previous, self.frame_shape)
         return self._flip_averaged(frame, obj_id, result, flipped)
@@ -250,7 +242,7 @@ class PropagationSession:
         corners = np.clip([[row0, col0], [row1, col1]], 0, [rows, cols])
         result = self._objects.prompt_box(
             frame, obj_id, (row0, col0, row1, col1), corners, extra, extra_labels,
-            non_overlap=self.non_overlap,
+            non_overlap=self.options.non_overlap,
         )  # fmt: skip
         flipped = box_prompt(obj_id, corners, extra, extra_labels, self.frame_shape)
         return self._flip_averaged(frame, obj_id, result, flipped)
@@ -269,7 +261,7 @@ class PropagationSession:
                 "prompt an object; to say the object is absent on this frame use correct()"
             )
         result = self._objects.prompt_with_mask(
-            frame, obj_id, mask, correction=False, non_overlap=self.non_overlap
+            frame, obj_id, mask, correction=False, non_overlap=self.options.non_overlap
         )
         return self._flip_averaged(frame, obj_id, result, mask_prompt(obj_id, mask))
 
@@ -297,7 +289,7 @@ class PropagationSession:
                 f"{self.object_ids} (start a new object with add_points, add_box or add_mask)"
             )
         return self._objects.prompt_with_mask(
-            frame, obj_id, mask, correction=True, non_overlap=self.non_overlap
+            frame, obj_id, mask, correction=True, non_overlap=self.options.non_overlap
         )
 
     @one_writer
@@ -311,7 +303,7 @@ class PropagationSession:
         for other in (self._flipped or {}).values():
             if obj_id in other.object_ids:
                 other.remove_object(obj_id)
-        self._objects.forget(obj_id, track, non_overlap=self.non_overlap)
+        self._objects.forget(obj_id, track, non_overlap=self.options.non_overlap)
 
     @one_writer
     def reset(self, *, bank: bool = False) -> None:
@@ -407,8 +399,9 @@ class PropagationSession:
                     self._objects.prefetch(frames[position + 1])
                 with torch.inference_mode():
                     result = self._objects.track_frame(
-                        frame, reverse, non_overlap=self.non_overlap,
-                        connected=self.connected, motion=self.motion,
+                        frame, reverse, non_overlap=self.options.non_overlap,
+                        connected=self.options.connected, motion=self.options.motion,
+                        gate=self.options.gate,
                     )  # fmt: skip
                 self.last_frame = frame
                 yield result
@@ -416,25 +409,43 @@ class PropagationSession:
     # -- flip averaging (flips.py) -------------------------------------------------------------
 
     def _flip_averaged(self, frame: int, obj_id: int, result: FrameResult, prompt_flipped):
-        """A prompt's ``result``; with `flip_average`, the frame's result once ``obj_id``'s logits
+        """A prompt's ``result``; with flip averaging, the frame's result once ``obj_id``'s logits
         are averaged with ``prompt_flipped(session, flip)``'s on the flipped images (`flips`)."""
-        if not self.flip_average:
+        if not self._flips:
             return result
         if self._flipped is None:
             self._flipped = flipped_sessions(self.frames.read(0), self._flipped_session)
         logits_of = lambda other: other._tracks[obj_id].logits[0]  # noqa: E731
         self._objects.average_flips(
-            obj_id, self._flipped, prompt_flipped, logits_of, non_overlap=self.non_overlap
+            obj_id, self._flipped, prompt_flipped, logits_of, non_overlap=self.options.non_overlap
         )
         return self.results[frame]
 
     def _flipped_session(self, image: np.ndarray) -> PropagationSession:
         other = PropagationSession(
-            self._model, image, axis=0, memory=self.memory, rgb=self.frames.rgb,
-            non_overlap=False, connected=False, flip_average=False,
+            self._model, image, axis=0, options=self.options, rgb=self.frames.rgb,
+            non_overlap=False, connected=False, flips=False,
         )  # fmt: skip
         other._blank.reported = True  # the same image: this session warns for it
         return other
+
+    # -- options -------------------------------------------------------------------------------
+
+    @one_writer
+    def set_options(self, **changes) -> SessionOptions:
+        """Change live options (``gate``, ``connected``, ``motion``, ``non_overlap``): they act
+        from the next prompt or propagated frame. The others shape the session (its memory,
+        regions, encodings): a `ValueError` says to start a new session. Not during a run
+        (`SessionBusyError`). Returns the options now in force."""
+        fixed = sorted(set(changes) - LIVE_OPTIONS)
+        options = self.options.replace(**changes)  # unknown names and bad values: ValueError
+        if any(getattr(options, name) != getattr(self.options, name) for name in fixed):
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change in a session (it shapes the memory, regions "
+                f"or encodings): start a new session; live options are {sorted(LIVE_OPTIONS)}"
+            )
+        self.options = options.resolved(self.profile)
+        return self.options
 
     # -- undo (history.py) ---------------------------------------------------------------------
 

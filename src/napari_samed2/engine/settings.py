@@ -1,10 +1,9 @@
-"""Settings of a propagation session: the selective memory's knobs and the feature cache size."""
+"""Settings of a propagation session: the selective memory's knobs and the feature cache size
+(the user's choices, the gate among them, are `options.SessionOptions`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from .options import MEMORY_MODES  # noqa: F401  (session.py imports it from here)
 
 
 @dataclass
@@ -13,9 +12,6 @@ class MemorySettings:
 
     Attributes
     ----------
-    gate_threshold : float
-        A propagated frame enters the recent memory only if its predicted IoU is at least this
-        and its object score is positive. In [0, 1].
     bank_threshold : float
         A propagated frame is also offered to the long-term bank if its predicted IoU is at
         least this (corrections are always offered, with confidence 1.0). In [0, 1].
@@ -41,7 +37,6 @@ class MemorySettings:
         always carries the neighbour, as ``memory="sam2"`` does.
     """
 
-    gate_threshold: float = 0.5
     bank_threshold: float = 0.8
     bank_capacity: int = 64
     top_k: int = 1
@@ -51,10 +46,8 @@ class MemorySettings:
     carry_lookback: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("gate_threshold", "bank_threshold"):
-            value = getattr(self, name)
-            if not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if not 0.0 <= float(self.bank_threshold) <= 1.0:
+            raise ValueError(f"bank_threshold must be in [0, 1], got {self.bank_threshold!r}")
         if int(self.bank_capacity) < 1:
             raise ValueError(f"bank_capacity must be >= 1, got {self.bank_capacity!r}")
         if int(self.top_k) < 0:

@@ -20,7 +20,7 @@ from sam2.modeling.sam2_utils import select_closest_cond_frames
 
 from ..model import autocast, sam2_step
 from .features import FrameEncoder, FrameFeatures
-from .memory import BankEntry, LongTermBank, passes_gate, pooled_key
+from .memory import BankEntry, LongTermBank, pooled_key
 from .settings import MemorySettings
 
 
@@ -209,10 +209,6 @@ class FrameTracker:
                 )
                 self.store_memory(out, features, pos_enc)
         return out
-
-    def remember(self, out: dict) -> bool:
-        """The selective gate: whether a propagated frame enters the recent memory."""
-        return passes_gate(out["iou"], out["score"], self.settings.gate_threshold)
 
     def float_memory_view(self, track: ObjectTrack, frame: int) -> dict[str, dict[int, dict]]:
         """sam2's output dicts with the mask memories near ``frame`` in the compute dtype.

@@ -33,6 +33,9 @@ class ModelProfile:
         mask prompt; tracked frames get the neighbour's mask logits as mask prompt. Not options.
     flips : bool
         Default of flip averaging on single 2-D images (`SessionOptions.flips`).
+    non_overlap : bool
+        Default of one object per pixel in a session's masks (`SessionOptions.non_overlap`);
+        sam2's predictor returns each object's mask as decoded.
     connected : bool
         Default of temporal connectivity of propagated masks (`SessionOptions.connected`).
     motion_axes : tuple of str
@@ -45,6 +48,7 @@ class ModelProfile:
     click_seed: bool = False
     carry_mask: bool = False
     flips: bool = False
+    non_overlap: bool = False
     connected: bool = False
     motion_axes: tuple[str, ...] = ()
 
@@ -71,6 +75,7 @@ NANO_PROFILE = ModelProfile(
     click_seed=True,
     carry_mask=True,
     flips=True,
+    non_overlap=True,
     connected=True,
     motion_axes=("T",),
 )

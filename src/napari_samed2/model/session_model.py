@@ -1,5 +1,5 @@
 """What a session needs to know about its model: a `LoadedModel` or a bare `SAM2Base` as one
-`SessionModel` (network, input size, mean/std, mask threshold, hints, device, dtype, name)."""
+`SessionModel` (network, input size, mean/std, mask threshold, profile, device, dtype, name)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from .loader import LoadedModel
-from .registry import IMAGENET_MEAN, IMAGENET_STD
+from .profile import ModelProfile, profile_for
+from .registry import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .temporal_adapter import has_temporal_adapter
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,9 @@ class SessionModel:
         Normalisation of the [0, 1] images (None: none).
     mask_threshold : float
         Mask logits above it are the object.
-    click_seed, carry_mask : bool
-        The model's hints (`model.click_seed`; the neighbour's mask as a mask prompt).
+    profile : ModelProfile
+        What the model does beyond sam2's predictor (click seeds, carried masks) and the
+        defaults of the session options measured for it (`model.profile`).
     device, dtype
         Where and in which precision the network runs.
     name : str
@@ -38,8 +41,7 @@ class SessionModel:
     mean: tuple[float, float, float] | None
     std: tuple[float, float, float] | None
     mask_threshold: float
-    click_seed: bool
-    carry_mask: bool
+    profile: ModelProfile
     device: torch.device
     dtype: torch.dtype
     name: str
@@ -49,8 +51,9 @@ def session_model(model: LoadedModel | SAM2Base) -> SessionModel:
     """``model`` as a `SessionModel`.
 
     A `LoadedModel` (`load_model`) brings its preprocessing, device and dtype; a bare network
-    (`build_model`) gets ImageNet mean/std at the net's image size, mask threshold 0, no hints,
-    the net's device and float32.
+    (`build_model`) gets ImageNet mean/std at the net's image size, mask threshold 0, the
+    profile of a SAM 2 network (SAMed-2's with a temporal adapter), the net's device and
+    float32.
 
     Raises
     ------
@@ -67,8 +70,7 @@ def session_model(model: LoadedModel | SAM2Base) -> SessionModel:
             mean=prep.mean,
             std=prep.std,
             mask_threshold=float(prep.mask_threshold),
-            click_seed=bool(prep.click_seed),
-            carry_mask=bool(prep.carry_mask),
+            profile=model.profile,
             device=model.device,
             dtype=model.dtype,
             name=model.name,
@@ -80,8 +82,7 @@ def session_model(model: LoadedModel | SAM2Base) -> SessionModel:
             mean=IMAGENET_MEAN,
             std=IMAGENET_STD,
             mask_threshold=0.0,
-            click_seed=False,
-            carry_mask=False,
+            profile=profile_for(Preprocessing(), has_temporal_adapter(model)),
             device=next(model.parameters()).device,
             dtype=torch.float32,
             name=type(model).__name__,

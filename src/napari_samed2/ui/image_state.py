@@ -64,7 +64,8 @@ class ImageState:
     results: dict[int, object] = field(default_factory=dict)
     pending: PendingCorrections = field(default_factory=PendingCorrections)
     writer: LabelsWriter | None = None
-    options: SessionOptions = field(default_factory=SessionOptions)
+    # a Labels layer holds one object per pixel: the surest object takes a contested pixel
+    options: SessionOptions = field(default_factory=lambda: SessionOptions(non_overlap=True))
     history: ModelHistory = field(default_factory=ModelHistory)
 
     def effective_options(self, profile: ModelProfile) -> SessionOptions:
