@@ -59,6 +59,7 @@ def annotator(make_napari_viewer, tiny_model, small_volume, qtbot):
     widget.set_model(tiny_model)
     widget.add_object()
     # every propagated frame enters the memory: an undone run's memories would steer the next
+    widget.set_memory_mode("selective")
     widget.set_gate_threshold(0.0)
     return viewer, image, widget
 

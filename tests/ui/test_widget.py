@@ -520,13 +520,13 @@ def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer,
 
 
 def test_a_sam2_network_gets_sam2s_behaviour_and_the_controls_say_so(
-    make_napari_viewer, tiny_model, tiny_nano_model, small_volume, qtbot
+    make_napari_viewer, tiny_sam2_model, tiny_nano_model, small_volume, qtbot
 ):
     viewer = make_napari_viewer()
     viewer.add_image(small_volume, name="movie", axis_labels=("t", "y", "x"))
     widget = SAMed2Widget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.set_model(tiny_model)  # sam2's profile: no nano tricks, sam2's memory
+    widget.set_model(tiny_sam2_model)  # sam2's profile: no nano tricks, sam2's memory
     assert "sam2 profile" in widget.model_picker.status.text()
     assert widget.memory_combo.currentData() == "sam2" and not widget.gate_spin.isEnabled()
     assert not widget.connected_check.isChecked() and not widget.motion_check.isChecked()
@@ -542,6 +542,6 @@ def test_a_sam2_network_gets_sam2s_behaviour_and_the_controls_say_so(
     assert widget.connected_check.isChecked() and widget.motion_check.isChecked()
     # an explicit choice wins over any profile
     widget.connected_check.setChecked(False)
-    widget.set_model(tiny_model)
+    widget.set_model(tiny_sam2_model)
     widget.set_model(tiny_nano_model)
     assert not widget.connected_check.isChecked()

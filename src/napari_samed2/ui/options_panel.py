@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from napari.utils.notifications import show_warning
 
-from ..engine.options import MemoryMode
-from ..model.profile import SAM2_PROFILE
+from ..engine.options import MemoryMode, SessionOptions
+from ..model.profile import SAM2_PROFILE, ModelProfile
 from .image_state import ImageState
 
 if TYPE_CHECKING:
@@ -116,12 +116,20 @@ class OptionsPanel:
         self.show(state)
         return True
 
+    def effective(self, state: ImageState) -> SessionOptions:
+        """The options a new session of ``state`` gets with the loaded model."""
+        return state.effective_options(self._profile())
+
+    def _profile(self) -> ModelProfile:
+        model = self._widget.model
+        return model.profile if model is not None else SAM2_PROFILE
+
     def show(self, state: ImageState | None) -> None:
         """Put the options of ``state`` on the controls (without firing their signals): the
         user's choices, and for the rest what the loaded model's profile chose."""
         if state is None:
             return
-        profile = self._widget.model.profile if self._widget.model is not None else SAM2_PROFILE
+        profile = self._profile()
         options = state.effective_options(profile)
         actions = self._actions
         controls = (

@@ -25,7 +25,6 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Qt, Signal
 from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
 
-from ..engine.options import MemoryMode
 from ..model import LoadedModel
 from .confidence_view import ConfidenceTrack
 from .frames import FrameAxisError
@@ -435,7 +434,7 @@ class SAMed2Widget(QWidget):
             not running and self.state is not None and len(self.state.pending) > 0
         )
         self.stop_button.setEnabled(running)
-        if self.state is not None and self.state.options.memory is not MemoryMode.SELECTIVE:
+        if self.state is not None and self.options.effective(self.state).memory != "selective":
             self.gate_spin.setEnabled(False)  # stock SAM2 remembers every frame
         if self.axis_combo.count() == 1 and self.axis_combo.itemData(0) is None:
             self.axis_combo.setEnabled(False)  # a 2-D image: nothing to choose
