@@ -42,7 +42,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 def _create_beside(path: Path) -> Path:
@@ -62,8 +62,11 @@ def _create_beside(path: Path) -> Path:
     raise FileExistsError(f"could not create a temporary file beside {str(path)!r}")
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Flush the directory entry of a replaced file (POSIX; Windows has no such call)."""
+def fsync_directory(directory: str | os.PathLike) -> None:
+    """Flush a directory's entries (a file created, renamed or removed in it) to disk.
+
+    POSIX only (Windows has no such call); file systems that cannot do it are skipped.
+    """
     if os.name != "posix":
         return
     handle = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -75,6 +78,12 @@ def _fsync_directory(directory: Path) -> None:
         logger.debug("directory fsync not supported for %s: %s", directory, error)
     finally:
         os.close(handle)
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flush a written file's content to disk (through a writable handle: Windows needs one)."""
+    with open(path, "ab") as written:
+        os.fsync(written.fileno())
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     propagate.set_defaults(func=_propagate)
     for command in (models, fetch, demo, propagate):
         add_verbosity_option(command)
+    from .cli_labelset import register as register_labelset
+
+    register_labelset(commands)
     try:
         from .train.commands import add_evaluate_parser, add_train_parser
     except ImportError:  # training extras not importable: the other commands still work
