@@ -3,7 +3,9 @@
 ``decoder`` (the default) trains what turns image features into masks and carries them from
 frame to frame: the mask decoder (with its IoU and object-score heads), memory attention, the
 memory encoder, the object-pointer projections and the memory and pointer embeddings. The image
-encoder stays frozen, so features cached by an open session stay valid for the new weights.
+encoder stays frozen, and so do the decoder's projections of its high-resolution maps (sam2
+applies them when it encodes a frame, and caches the result), so features cached by an open
+session stay valid for the new weights.
 ``adapters`` adds SAMed-2's temporal adapters (inside the image encoder); ``all`` trains
 everything.
 """
@@ -24,6 +26,8 @@ DECODER_MODULES = (
     "obj_ptr_proj",
     "obj_ptr_tpos_proj",
 )
+# Applied by sam2's forward_image, so part of every cached frame encoding: frozen unless "all".
+FEATURE_PROJECTIONS = ("sam_mask_decoder.conv_s0.", "sam_mask_decoder.conv_s1.")
 DECODER_PARAMETERS = (
     "maskmem_tpos_enc",
     "no_mem_embed",
@@ -64,12 +68,11 @@ def select_trainable(net: nn.Module, train: str) -> list[str]:
     chosen = []
     for name, parameter in net.named_parameters():
         top = name.split(".", 1)[0]
-        learns = (
-            train == "all"
-            or top in DECODER_MODULES
-            or top in DECODER_PARAMETERS
-            or (train == "adapters" and id(parameter) in adapters)
+        learns = train == "all" or (
+            (top in DECODER_MODULES or top in DECODER_PARAMETERS)
+            and not name.startswith(FEATURE_PROJECTIONS)
         )
+        learns = learns or (train == "adapters" and id(parameter) in adapters)
         parameter.requires_grad_(learns)
         if learns:
             chosen.append(name)
@@ -77,5 +80,10 @@ def select_trainable(net: nn.Module, train: str) -> list[str]:
 
 
 def encoder_frozen(net: nn.Module) -> bool:
-    """Whether no parameter of ``net``'s image encoder learns (its features can be cached)."""
-    return not any(p.requires_grad for p in net.image_encoder.parameters())
+    """Whether nothing that makes a frame's features learns (so they can be cached): the image
+    encoder and the decoder's projections of its high-resolution maps."""
+    return not any(
+        p.requires_grad
+        for name, p in net.named_parameters()
+        if name.startswith(("image_encoder.", *FEATURE_PROJECTIONS))
+    )
