@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MINUTES = 5.0  # the budget when neither minutes nor steps is given
 EVALUATIONS = 10  # held-out evaluations per run, besides the one before training
+EVAL_SHARE = 3.0  # under a time budget: train at least this many times as long as evaluating
 
 
 @dataclass
@@ -59,7 +60,8 @@ class FinetuneSettings:
     eval_every : int, optional
         Steps between held-out evaluations; default a tenth of ``steps``.
     eval_seconds : float, optional
-        Seconds between held-out evaluations under a time budget; default a tenth of it.
+        Seconds between held-out evaluations under a time budget; default a tenth of it, or
+        three times as long as an evaluation takes, whichever is longer.
     focal_weight, dice_weight : float, optional
         Loss weights; default those the base model was trained with (recorded in our
         checkpoints), else SAM2's (20 and 1).
@@ -305,6 +307,7 @@ class _Run:
         self.stopped_by = "steps"
         self.began = 0.0
         self.last_eval = 0.0
+        self.eval_seconds = 0.0  # how long the last held-out evaluation took
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -402,18 +405,21 @@ class _Run:
             return True
         seconds = self.settings.eval_seconds
         if seconds is None and self.budget is not None:
-            seconds = self.budget / EVALUATIONS
+            # a tenth of the budget, but evaluating at most a quarter of the time
+            seconds = max(self.budget / EVALUATIONS, EVAL_SHARE * self.eval_seconds)
         return seconds is not None and time.perf_counter() - self.last_eval >= seconds
 
     def _evaluate(self, done: int) -> float | None:
         """Score the current weights on the held-out objects; keep them if they are the best."""
         if self.evaluate is None:
             return None
+        started = time.perf_counter()
         try:
             score = self.evaluate(self.model)
         finally:
             self._training_mode()
         self.last_eval = time.perf_counter()
+        self.eval_seconds = self.last_eval - started
         self.history.append((done, score))
         if self.best is None or score > self.best[1]:
             net = self.model.net
