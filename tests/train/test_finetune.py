@@ -188,9 +188,14 @@ def test_adapters_need_a_network_with_adapters(tmp_path, labelset):
 
     from .finetune_helpers import TINY
 
-    plain = save_checkpoint(tmp_path / "plain.safetensors", build_model(TINY),
-                            config=TINY, temporal_adapter=False,
-                            preprocessing=Preprocessing(128, None, None, 0.0), name="plain")  # fmt: skip
+    plain = save_checkpoint(
+        tmp_path / "plain.safetensors",
+        build_model(TINY),
+        config=TINY,
+        temporal_adapter=False,
+        preprocessing=Preprocessing(128, None, None, 0.0),
+        name="plain",
+    )
     with pytest.raises(ValueError, match="no temporal adapters"):
         finetune(labelset, plain, tmp_path / "p.safetensors", steps=1, train="adapters")
     result = finetune(labelset, plain, tmp_path / "q.safetensors", steps=1, train="all",
