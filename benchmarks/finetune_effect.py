@@ -90,6 +90,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--frames", type=int, default=5, help="complete slices in the set")
+    parser.add_argument(
+        "--spacing", type=int, default=1, help="slices between the set's slices (1: consecutive)"
+    )
     parser.add_argument("--shape", default="32,128,128")
     parser.add_argument("--objects", type=int, default=40, help="objects scored per volume")
     parser.add_argument("--volumes", type=int, default=2, help="evaluation volumes")
@@ -101,7 +104,8 @@ def main(argv=None) -> int:
     shape = tuple(int(v) for v in args.shape.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="samed2-finetune-"))
     train_volume = synthetic.tissue_volume(shape=shape, seed=100)
-    frames = np.linspace(4, shape[0] - 5, args.frames).round().astype(int).tolist()
+    first = shape[0] // 2 - (args.frames - 1) * args.spacing // 2
+    frames = [first + i * args.spacing for i in range(args.frames)]
     labelset = LabelSet.create(work / "set")
     import_layer(
         labelset, train_volume.image, train_volume.labels, image_name="train", frames=frames
