@@ -414,6 +414,7 @@ class _Run:
         if self.evaluate is None:
             return None
         started = time.perf_counter()
+        self.model.net.eval()  # (a kept session does not set it again)
         try:
             score = self.evaluate(self.model)
         finally:
