@@ -2,11 +2,11 @@
 
 A label set of a few complete slices of one `synthetic.tissue_volume` is fine-tuned on for a
 time budget; both models then get one click per object (on its largest slice) of *other*
-volumes of the same kind, propagated both ways by the engine. Prints (and with --markdown,
+volumes of the same kind, propagated both ways by the engine. Prints (and with --json,
 writes) the volume Dice and how far the propagated objects end from their true first and
 last slices, before and after.
 
-    python benchmarks/finetune_effect.py --minutes 5 --frames 5 --markdown out.md
+    python benchmarks/finetune_effect.py --minutes 5 --frames 5 --json out.json
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--train", default="decoder")
     parser.add_argument("--work", type=Path, default=None, help="folder for the set and model")
-    parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="samed2-finetune-"))
@@ -113,11 +113,15 @@ def main(argv=None) -> int:
     tests = [synthetic.tissue_volume(shape=shape, seed=200 + i) for i in range(args.volumes)]
     chosen = [pick_objects(t.labels, args.objects, seed=i) for i, t in enumerate(tests)]
 
-    base = load_model(DEFAULT_MODEL, device="cpu")
+    def scores(model) -> list[dict]:
+        return [
+            row
+            for test, ids in zip(tests, chosen, strict=True)
+            for row in propagation_scores(model, test.image, test.labels, ids)
+        ]
+
     started = time.perf_counter()
-    before = [
-        r for t, ids in zip(tests, chosen) for r in propagation_scores(base, t.image, t.labels, ids)
-    ]
+    before = scores(load_model(DEFAULT_MODEL, device="cpu"))
     eval_seconds = time.perf_counter() - started
     settings = FinetuneSettings(**({"lr": args.lr} if args.lr else {}))
     result = finetune(
@@ -128,16 +132,9 @@ def main(argv=None) -> int:
         device="cpu",
         train=args.train,
         settings=settings,
-        progress=lambda p: print(
-            f"step {p.step} {p.seconds:.0f}s loss {p.loss} held-out {p.heldout_dice}", flush=True
-        ),
+        progress=_progress,
     )
-    tuned = load_model(result.path, device="cpu")
-    after = [
-        r
-        for t, ids in zip(tests, chosen)
-        for r in propagation_scores(tuned, t.image, t.labels, ids)
-    ]
+    after = scores(load_model(result.path, device="cpu"))
     report = {
         "set": {"frames": frames, "entries": len(labelset), "shape": shape},
         "finetune": {
@@ -149,9 +146,17 @@ def main(argv=None) -> int:
         "eval_seconds_per_model": round(eval_seconds, 1),
     }
     print(json.dumps(report, indent=1))
-    if args.markdown:
-        args.markdown.write_text(json.dumps(report, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def _progress(report) -> None:
+    print(
+        f"step {report.step} {report.seconds:.0f} s loss {report.loss} "
+        f"held-out {report.heldout_dice}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
