@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--objects", type=int, default=40, help="objects scored per volume")
     parser.add_argument("--volumes", type=int, default=2, help="evaluation volumes")
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--object-score-weight", type=float, default=None)
     parser.add_argument("--train", default="decoder")
     parser.add_argument("--work", type=Path, default=None, help="folder for the set and model")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
@@ -123,7 +124,9 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     before = scores(load_model(DEFAULT_MODEL, device="cpu"))
     eval_seconds = time.perf_counter() - started
-    settings = FinetuneSettings(**({"lr": args.lr} if args.lr else {}))
+    settings = FinetuneSettings(object_score_weight=args.object_score_weight)
+    if args.lr:
+        settings.lr = args.lr
     result = finetune(
         labelset,
         DEFAULT_MODEL,

@@ -255,12 +255,19 @@ class FinetuneRun:
 
     def _loss_weights(self) -> LossWeights:
         recorded = (recorded_training(self.model.source) or {}).get("loss_weights") or {}
-        focal = self.settings.focal_weight
-        dice = self.settings.dice_weight
         defaults = LossWeights()
+        chosen = {
+            "focal": self.settings.focal_weight,
+            "dice": self.settings.dice_weight,
+            "object_score": self.settings.object_score_weight,
+        }
         return LossWeights(
-            focal=float(focal if focal is not None else recorded.get("focal", defaults.focal)),
-            dice=float(dice if dice is not None else recorded.get("dice", defaults.dice)),
+            **{
+                name: float(
+                    value if value is not None else recorded.get(name, getattr(defaults, name))
+                )
+                for name, value in chosen.items()
+            }
         )
 
     def _card(self, base, labelset, holdout, before, after, steps, best_step, wall) -> dict:

@@ -31,9 +31,9 @@ class FinetuneSettings:
     eval_seconds : float, optional
         Seconds between held-out evaluations under a time budget; default a tenth of it, or
         three times as long as an evaluation takes, whichever is longer.
-    focal_weight, dice_weight : float, optional
+    focal_weight, dice_weight, object_score_weight : float, optional
         Loss weights; default those the base model was trained with (recorded in our
-        checkpoints), else SAM2's (20 and 1).
+        checkpoints), else SAM2's (20, 1 and 1).
     augment : bool
         Random flips and transposes of the clips.
     threads : int
@@ -52,6 +52,7 @@ class FinetuneSettings:
     eval_seconds: float | None = None
     focal_weight: float | None = None
     dice_weight: float | None = None
+    object_score_weight: float | None = None
     augment: bool = True
     threads: int = 0
     feature_cache_bytes: int = DEFAULT_CACHE_BYTES
