@@ -31,9 +31,13 @@ class FinetuneSettings:
     eval_seconds : float, optional
         Seconds between held-out evaluations under a time budget; default a tenth of it, or
         three times as long as an evaluation takes, whichever is longer.
-    focal_weight, dice_weight, object_score_weight : float, optional
+    focal_weight, dice_weight : float, optional
         Loss weights; default those the base model was trained with (recorded in our
-        checkpoints), else SAM2's (20, 1 and 1).
+        checkpoints), else SAM2's (20 and 1).
+    object_score_weight : float, optional
+        Weight of the object-score loss (None: as for the other two). 5 by default: absent
+        frames teach only the object score, and where objects end is what a label set of
+        complete frames teaches best (on tissue stacks it gave +0.10 Dice over weight 1).
     augment : bool
         Random flips and transposes of the clips.
     threads : int
@@ -42,7 +46,7 @@ class FinetuneSettings:
         Bound of the cache of frame features (frozen image encoder only).
     """
 
-    lr: float = 1e-4
+    lr: float = 3e-4
     warmup: int = 10
     weight_decay: float = 0.01
     clip_grad: float = 1.0
@@ -52,7 +56,7 @@ class FinetuneSettings:
     eval_seconds: float | None = None
     focal_weight: float | None = None
     dice_weight: float | None = None
-    object_score_weight: float | None = None
+    object_score_weight: float | None = 5.0
     augment: bool = True
     threads: int = 0
     feature_cache_bytes: int = DEFAULT_CACHE_BYTES
