@@ -4,8 +4,9 @@ On `synthetic.tissue_volume` stacks (nuclei that start and end between slices, s
 and below one another, a long axial blur, a low dynamic range on a large offset) samed2-nano
 follows a clicked nucleus far beyond its end. Five complete consecutive slices of one stack
 and 40 steps teach it; the test scores one-click propagation on *another* stack.
-Measured on the development machine (2 CPU cores, 1 torch thread): held-out Dice 0.553 ->
-0.623 and propagation Dice 0.335 -> 0.496 on the other stack's 10 objects.
+Measured on the development machine (2 CPU cores, 1 torch thread, about 55 s): held-out Dice
+0.553 -> 0.607 and one-click propagation Dice 0.335 -> 0.459 on the other stack's 10 objects;
+the test asserts about half of each gain.
 """
 
 import numpy as np
@@ -72,5 +73,5 @@ def test_a_few_dozen_steps_on_five_slices_improve_propagation_on_another_stack(
                       device="cpu", holdout=0.3, settings=settings)  # fmt: skip
     after = _propagation_dice(load_model(result.path, device="cpu"), other, objects)
 
-    assert result.heldout_after >= result.heldout_before + 0.03
-    assert after >= before + 0.08, (before, after)
+    assert result.heldout_after >= result.heldout_before + 0.025, result.history
+    assert after >= before + 0.06, (before, after)
