@@ -112,7 +112,8 @@ def import_command(args: argparse.Namespace) -> int:
         extra = [f"--{n}" for n in ("labels", "axis", "frames") if getattr(args, n) is not None]
         if extra or args.reference:
             extra += ["--reference"] if args.reference else []
-            raise CommandError(f"{', '.join(extra)} apply to --image, not to --pairs")
+            verb = "applies" if len(extra) == 1 else "apply"
+            raise CommandError(f"{', '.join(extra)} {verb} to --image, not to --pairs")
     elif args.labels is None:
         raise CommandError("--image needs --labels LABELS: the label stack of the same shape")
     labelset = LabelSet.open(args.set)

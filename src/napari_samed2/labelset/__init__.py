@@ -26,8 +26,9 @@ from .format import (
     LabelSetVersionError,
     ObjectRecord,
 )
-from .importers import ImportReport, find_pairs, import_layer, import_pairs, import_stack
+from .importers import ImportReport, import_layer, import_stack
 from .merge import merge_object, merge_objects
+from .pairs import find_pairs, import_pairs
 from .provenance import model_record
 from .stack import LABEL_DTYPE, MAX_OBJECT_ID, StackSegmentation, assemble_labels
 from .store import LabelSet

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 FORMAT = "napari-samed2-labelset"
@@ -168,3 +169,21 @@ def source_record(source: dict[str, Any] | None) -> dict[str, Any]:
     if record["position"] is not None:
         record["position"] = [int(v) for v in record["position"]]
     return record
+
+
+def check_manifest(manifest: Any, path: Path) -> None:
+    """Raise `LabelSetError` unless ``manifest`` is this format's, in a version we read."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else manifest
+        raise LabelSetError(f"{str(path)!r}: format {found!r} is not {FORMAT!r}")
+    version = manifest.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise LabelSetError(f"{str(path)!r}: version {version!r} is not a positive integer")
+    if version > VERSION:
+        from .. import __version__
+
+        raise LabelSetVersionError(
+            f"{str(path.parent)!r} was written in label-set format version {version}; "
+            f"napari-samed2 {__version__} reads version {VERSION} and older: upgrade "
+            "napari-samed2 to open it"
+        )

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import socket
+import threading
 from pathlib import Path
 
 import filelock
@@ -41,6 +42,8 @@ class WriterLock:
             self.set_path / LOCK_FILE, timeout=self.timeout, thread_local=False, **_NO_SOFT_LOCK
         )
         self._holder = self.set_path / HOLDER_FILE
+        # the flock counts re-entries per process, not per thread: threads queue here first
+        self._threads = threading.RLock()
 
     @property
     def depth(self) -> int:
@@ -48,14 +51,23 @@ class WriterLock:
         return self._lock.lock_counter
 
     def acquire(self) -> None:
+        if not self._threads.acquire(timeout=self.timeout):
+            raise LabelSetLockedError(
+                f"label set {str(self.set_path)!r} is being written by another thread of this "
+                f"process; waited {self.timeout:g} s"
+            )
         try:
             self._lock.acquire()
         except filelock.Timeout:
+            self._threads.release()
             raise LabelSetLockedError(
                 f"label set {str(self.set_path)!r} is being written by {self.holder()}; "
                 f"waited {self.timeout:g} s. Try again when it is done (the lock is freed when "
                 "that process ends, even if it is killed)"
             ) from None
+        except BaseException:
+            self._threads.release()
+            raise
         if self._lock.lock_counter == 1:
             try:
                 record = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -63,6 +75,7 @@ class WriterLock:
                 write_text_atomic(self._holder, json.dumps(record) + "\n")
             except BaseException:
                 self._lock.release()
+                self._threads.release()
                 raise
 
     def release(self) -> None:
@@ -70,7 +83,10 @@ class WriterLock:
             # still ours while we remove it: no other writer can be reading a fresh record
             with contextlib.suppress(OSError):
                 self._holder.unlink()
-        self._lock.release()
+        try:
+            self._lock.release()
+        finally:
+            self._threads.release()
 
     def __enter__(self) -> WriterLock:
         self.acquire()

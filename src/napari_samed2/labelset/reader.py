@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .format import MANIFEST
+from .format import MANIFEST, LabelSetError
 from .store import LabelSet
 
 LayerData = tuple[np.ndarray, dict[str, Any], str]
@@ -39,14 +39,18 @@ def read_labelset(path: str | os.PathLike | list) -> list[LayerData]:
     Entries of one frame shape, channel count and image dtype make one Image layer named
     after the set and one Labels layer ``"<name> labels"``; with several such groups, each
     pair's names end with the group, e.g. ``"cells (512x512 uint16)"``. Each layer's
-    metadata holds the set's path and the entry ids in stack order.
+    metadata holds the set's path and the entry ids in stack order. An empty set raises
+    `LabelSetError` (napari shows it), not an empty list napari would call a failed read.
     """
     if isinstance(path, list):
         path = path[0]
     folder = _set_folder(path)
     labelset = LabelSet.open(folder if folder is not None else path)
     groups: dict[tuple, list] = {}
-    for entry in labelset.entries():
+    entries = labelset.entries()
+    if not entries:
+        raise LabelSetError(f"label set {str(labelset.path)!r} has no entries yet: nothing to show")
+    for entry in entries:
         groups.setdefault((entry.shape, entry.channels, str(entry.dtype)), []).append(entry)
     layers: list[LayerData] = []
     for (shape, channels, dtype), entries in groups.items():

@@ -4,7 +4,6 @@ the writer lock), list them and summarise the set.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import os
@@ -29,8 +28,8 @@ from .format import (
     VERSION,
     ImageReference,
     LabelSetError,
-    LabelSetVersionError,
     ObjectRecord,
+    check_manifest,
     entry_dirname,
     source_record,
 )
@@ -115,7 +114,7 @@ class LabelSet:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise LabelSetError(f"{str(manifest_path)!r} is not valid JSON ({error})") from None
-        _check_manifest(manifest, manifest_path)
+        check_manifest(manifest, manifest_path)
         return cls(path, manifest, lock_timeout)
 
     def __repr__(self) -> str:
@@ -252,36 +251,10 @@ class LabelSet:
             shutil.rmtree(doomed, ignore_errors=True)
 
     def summary(self) -> dict[str, Any]:
-        """Counts for `samed2 labelset info`: entries, objects, complete frames, sources,
-        frame shapes, origins, referenced frames and bytes on disk."""
-        entries = self.entries()
-        sources: collections.Counter = collections.Counter()
-        objects: set = set()
-        for entry in entries:
-            key = _source_key(entry.source)
-            sources[key] += 1
-            objects.update((key, obj_id) for obj_id in entry.object_ids)
-        shapes = collections.Counter(
-            "x".join(map(str, e.shape)) + (f"x{e.channels}" if e.channels else "") + f" {e.dtype}"
-            for e in entries
-        )
-        return {
-            "path": str(self.path),
-            "name": self.name,
-            "version": self.version,
-            "created": self.manifest.get("created"),
-            "entries": len(entries),
-            "complete": sum(e.complete for e in entries),
-            "masks": sum(len(e.objects) for e in entries),
-            "objects": len(objects),
-            "origins": dict(collections.Counter(o.origin for e in entries for o in e.objects)),
-            "referenced": sum(e.reference is not None for e in entries),
-            "shapes": dict(shapes),
-            "sources": [
-                dict(zip(_SOURCE_FIELDS, key, strict=True), frames=n) for key, n in sources.items()
-            ],
-            "bytes": _bytes_under(self.path),
-        }
+        """Counts for `samed2 labelset info` (see `summary.summarise`)."""
+        from .summary import summarise
+
+        return summarise(self)
 
     # -- on disk ------------------------------------------------------------------------------
 
@@ -327,34 +300,6 @@ class LabelSet:
         return target
 
 
-_SOURCE_FIELDS = ("kind", "name", "path", "axis", "position")
-
-
-def _source_key(source: dict[str, Any]) -> tuple:
-    """What makes objects of different entries the same objects: their source minus frame."""
-    return tuple(
-        tuple(source[f]) if isinstance(source.get(f), list) else source.get(f)
-        for f in _SOURCE_FIELDS
-    )
-
-
-def _check_manifest(manifest: Any, path: Path) -> None:
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else manifest
-        raise LabelSetError(f"{str(path)!r}: format {found!r} is not {FORMAT!r}")
-    version = manifest.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise LabelSetError(f"{str(path)!r}: version {version!r} is not a positive integer")
-    if version > VERSION:
-        from .. import __version__
-
-        raise LabelSetVersionError(
-            f"{str(path.parent)!r} was written in label-set format version {version}; "
-            f"napari-samed2 {__version__} reads version {VERSION} and older: upgrade "
-            "napari-samed2 to open it"
-        )
-
-
 def _reference_record(reference: ImageReference) -> dict[str, Any]:
     path = Path(reference.path)
     if not path.exists():
@@ -364,11 +309,3 @@ def _reference_record(reference: ImageReference) -> dict[str, Any]:
     if path.is_file():  # a .zarr folder has no one checksum; its size check is skipped too
         record.update(sha256=file_sha256(path), size=path.stat().st_size)
     return record
-
-
-def _bytes_under(path: Path) -> int:
-    return sum(
-        os.path.getsize(os.path.join(root, name))
-        for root, _dirs, files in os.walk(path)
-        for name in files
-    )

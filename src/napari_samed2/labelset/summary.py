@@ -1,0 +1,65 @@
+"""What a label set holds, in numbers (`samed2 labelset info`): entries, complete frames,
+objects, masks and their origins, frame shapes, sources, bytes on disk.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import LabelSet
+
+
+def summarise(labelset: LabelSet) -> dict[str, Any]:
+    """Counts for `samed2 labelset info`: entries, objects, complete frames, sources,
+    frame shapes, origins, referenced frames and bytes on disk."""
+    entries = labelset.entries()
+    sources: collections.Counter = collections.Counter()
+    objects: set = set()
+    for entry in entries:
+        key = _source_key(entry.source)
+        sources[key] += 1
+        objects.update((key, obj_id) for obj_id in entry.object_ids)
+    shapes = collections.Counter(
+        "x".join(map(str, e.shape)) + (f"x{e.channels}" if e.channels else "") + f" {e.dtype}"
+        for e in entries
+    )
+    return {
+        "path": str(labelset.path),
+        "name": labelset.name,
+        "version": labelset.version,
+        "created": labelset.manifest.get("created"),
+        "entries": len(entries),
+        "complete": sum(e.complete for e in entries),
+        "masks": sum(len(e.objects) for e in entries),
+        "objects": len(objects),
+        "origins": dict(collections.Counter(o.origin for e in entries for o in e.objects)),
+        "referenced": sum(e.reference is not None for e in entries),
+        "shapes": dict(shapes),
+        "sources": [
+            dict(zip(_SOURCE_FIELDS, key, strict=True), frames=n) for key, n in sources.items()
+        ],
+        "bytes": _bytes_under(labelset.path),
+    }
+
+
+_SOURCE_FIELDS = ("kind", "name", "path", "axis", "position")
+
+
+def _source_key(source: dict[str, Any]) -> tuple:
+    """What makes objects of different entries the same objects: their source minus frame."""
+    return tuple(
+        tuple(source[f]) if isinstance(source.get(f), list) else source.get(f)
+        for f in _SOURCE_FIELDS
+    )
+
+
+def _bytes_under(path: Path) -> int:
+    return sum(
+        os.path.getsize(os.path.join(root, name))
+        for root, _dirs, files in os.walk(path)
+        for name in files
+    )
