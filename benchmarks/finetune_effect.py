@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -104,6 +105,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     shape = tuple(int(v) for v in args.shape.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="samed2-finetune-"))
+    # the measured model is not one of the user's: keep it out of their list of models
+    os.environ.setdefault("NAPARI_SAMED2_CACHE", str(work / "cache"))
     train_volume = synthetic.tissue_volume(shape=shape, seed=100)
     first = shape[0] // 2 - (args.frames - 1) * args.spacing // 2
     frames = [first + i * args.spacing for i in range(args.frames)]
