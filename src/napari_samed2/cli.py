@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_labelset import register as register_labelset
 
     register_labelset(commands)
+    from .cli_finetune import register as register_finetune
+
+    register_finetune(commands)
     try:
         from .train.commands import add_evaluate_parser, add_train_parser
     except ImportError:  # training extras not importable: the other commands still work
@@ -180,6 +183,9 @@ def _models(args: argparse.Namespace) -> int:
             + "  "
             + row[4]
         )
+    from .cli_finetune import print_finetuned_models
+
+    print_finetuned_models()
     print(f"\ncache: {cache_dir()}  (set NAPARI_SAMED2_CACHE to move it)")
     return 0
 

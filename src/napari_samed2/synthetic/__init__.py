@@ -12,6 +12,7 @@ from .degradation import Degradation, corrupt_frames, degrade
 from .sample import SyntheticSample
 from .scenes import cells_image, nuclei_image, organ_image, tubes_image
 from .timelapse import moving_cells_timelapse
+from .tissue import tissue_volume
 from .volumes import nuclei_volume, organ_volume
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "nuclei_volume",
     "organ_image",
     "organ_volume",
+    "tissue_volume",
     "tubes_image",
 ]
 

@@ -10,12 +10,19 @@ training where many masks share one image embedding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import synthetic
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+
+    from ..model.sam2_step import FeatureLevels
+    from .prompts import PointPrompt
 
 # Relative frequency of each data kind in training.
 # Fluorescence-like data dominates: it is what the plugin's users and the demo segment, and a
@@ -49,12 +56,25 @@ class Clip:
     clip_index : torch.Tensor, optional
         ``(N,)`` int64, the clip each object belongs to; ``None`` means object ``i`` is in clip
         ``i`` (one object per clip).
+    prompts : list, optional
+        ``(N,)`` a stored first-frame prompt per object (`prompts.PointPrompt` in the
+        network's input pixels, or None where the object has none): used instead of a
+        simulated one (label sets keep the prompts their users gave).
+    frame_keys : list, optional
+        ``(B * T,)`` a hashable key per frame, clip-major: frames with equal keys have equal
+        images, so their features may be cached (`frozen_features`).
+    features : FeatureLevels, optional
+        The image encoder's features of ``images`` (clip-major), computed beforehand by a
+        frozen encoder; the forward pass then skips the encoder.
     """
 
     images: torch.Tensor
     masks: torch.Tensor
     kinds: list[str]
     clip_index: torch.Tensor | None = None
+    prompts: list[PointPrompt | None] | None = None
+    frame_keys: list[Hashable] | None = None
+    features: FeatureLevels | None = None
 
     @property
     def batch_size(self) -> int:

@@ -91,6 +91,22 @@ def _first_prompts(
     return prompts, False
 
 
+def _stored_prompts(
+    clip: Clip, tracked: torch.Tensor, first: np.ndarray, rng: np.random.Generator
+) -> list[PointPrompt] | None:
+    """The clip's stored first-frame prompts of the tracked objects (a click sampled from the
+    mask for those without one), or None when it has none."""
+    if clip.prompts is None:
+        return None
+    stored = [clip.prompts[int(i)] for i in tracked]
+    if all(prompt is None for prompt in stored):
+        return None
+    return [
+        prompt if prompt is not None else random_click(mask, rng, interior=rng.random() < 0.5)
+        for prompt, mask in zip(stored, first, strict=True)
+    ]
+
+
 def track_clip(
     net: SAM2Base,
     clip: Clip,
@@ -120,13 +136,19 @@ def track_clip(
     truth_np = clip.masks[tracked].cpu().numpy()
     # Clip-major order keeps (t, t+1) of one clip adjacent: the temporal adapter's pairs.
     images = clip.images.reshape(clips * frames, *clip.images.shape[2:])
-    levels_all = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, images))
+    levels_all = (
+        clip.features
+        if clip.features is not None
+        else sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, images))
+    )
     output_dict: dict[str, dict[int, dict]] = {
         "cond_frame_outputs": {},
         "non_cond_frame_outputs": {},
     }
 
-    points, _ = _first_prompts(truth_np[:, 0], rng, settings)
+    points = _stored_prompts(clip, tracked, truth_np[:, 0], rng)
+    if points is None:
+        points, _ = _first_prompts(truth_np[:, 0], rng, settings)
     corrected = {0} if points is not None else set()
     if points is not None and frames > 1 and rng.random() < settings.correct_other_frame:
         corrected.add(int(rng.integers(1, frames)))

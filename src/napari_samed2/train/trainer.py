@@ -1,4 +1,6 @@
-"""The training loop: AdamW, warm-up + cosine decay, gradient clipping, resumable checkpoints.
+"""Training on synthetic clips: warm-up + cosine decay, resumable checkpoints, export.
+
+The steps themselves are `loop.run_steps` (the loop fine-tuning runs too).
 
 Everything the loop needs to continue is in ``<run_dir>/last.pt`` (weights, optimizer, step,
 settings); batch ``k`` and its prompts depend only on ``(seed, k)``, so a resumed run produces
@@ -35,8 +37,9 @@ from ..model import (
 )
 from ..model.safe_config import check_network_config
 from .clips import DEFAULT_MIX, ClipSampler
+from .loop import ClipLoss, run_steps
 from .losses import LossWeights
-from .tracking import PromptSettings, track_clip
+from .tracking import PromptSettings
 
 logger = logging.getLogger(__name__)
 
@@ -234,41 +237,21 @@ def train(
         run_dir,
         " (resumed)" if start else "",
     )
-    net.train()
+    prompting = PromptSettings(
+        tracked_per_clip=settings.tracked_per_clip,
+        click_task=settings.click_task,
+        click_seed=settings.click_seed,
+        carry_mask=settings.carry_mask,
+        carry_drop=settings.carry_drop,
+    )
+    weights = LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)
+    model = ClipLoss(net, prompting, weights).train()
     bar = tqdm(total=settings.steps, initial=start, disable=not progress, desc="train")
-    losses: dict[str, float] = {}
     window: list[dict[str, float]] = []
     began = time.perf_counter()
-    for step in range(start, end):
-        # Per-step seeds: resuming at step k replays exactly what step k would have done.
-        torch.manual_seed(settings.seed * 1_000_003 + step)
-        rng = np.random.default_rng([settings.seed, step, 1])
-        clip = sampler.batch(step)
-        clip.images, clip.masks = clip.images.to(target), clip.masks.to(target)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, settings)
-        prompting = PromptSettings(
-            tracked_per_clip=settings.tracked_per_clip,
-            click_task=settings.click_task,
-            click_seed=settings.click_seed,
-            carry_mask=settings.carry_mask,
-            carry_drop=settings.carry_drop,
-        )
-        weights = LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)
-        outcome = track_clip(net, clip, rng, prompting, weights)
-        optimizer.zero_grad(set_to_none=True)
-        outcome.loss.total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_grad)
-        optimizer.step()
-        losses = outcome.loss.as_floats()
-        losses.update(
-            grad_norm=float(grad_norm),
-            lr=learning_rate(step, settings),
-            dice_first=float(outcome.frame_dice[0]),
-            dice_rest=float(outcome.frame_dice[1:].mean()) if clip.num_frames > 1 else 0.0,
-        )
-        if settings.click_task:
-            losses["dice_click"] = outcome.click_dice
+
+    def after_step(step: int, losses: dict[str, float]) -> None:
+        nonlocal window
         window.append(losses)
         bar.update(1)
         bar.set_postfix(loss=f"{losses['total']:.3f}", dice=f"{losses['dice_rest']:.2f}")
@@ -290,6 +273,18 @@ def train(
             _save_state(
                 checkpoint, net, optimizer, settings, done, wall + time.perf_counter() - began
             )
+
+    losses = run_steps(
+        model,
+        optimizer,
+        sampler,
+        range(start, end),
+        seed=settings.seed,
+        learning_rate=lambda step: learning_rate(step, settings),
+        clip_grad=settings.clip_grad,
+        device=target,
+        on_step=after_step,
+    ).losses
     bar.close()
     net.eval()
     logger.info(

@@ -25,6 +25,7 @@ from ..model import (
     available_devices,
     load_model,
 )
+from ..model.user_models import user_models
 from .messages import plain_message
 from .panels import shrinkable
 
@@ -49,6 +50,7 @@ class ModelPicker(QWidget):
                 Qt.ItemDataRole.ToolTipRole,
             )
         self.model_combo.addItem(BROWSE, None)
+        self.refresh_finetuned()
         self.model_combo.setToolTip(
             "Registry models download on first use (SAMed-2 needs a manual download); "
             "choose 'Local checkpoint…' for a .pt/.pth/.safetensors file"
@@ -79,6 +81,23 @@ class ModelPicker(QWidget):
             )
             if path:
                 self.add_checkpoint(Path(path))
+
+    def refresh_finetuned(self) -> None:
+        """List the user's fine-tuned models (`model.user_models`) not listed yet, before
+        'Local checkpoint…'; call it after a fine-tune to show the new model at once."""
+        listed = {self.model_combo.itemData(i) for i in range(self.model_combo.count())}
+        for model in user_models():
+            path = str(Path(model.path))
+            if path in listed:
+                continue
+            index = self.model_combo.count() - 1
+            self.model_combo.insertItem(index, f"{model.name} (fine-tuned)", path)
+            score = (
+                "" if model.heldout_dice is None else f", held-out Dice {model.heldout_dice:.3f}"
+            )
+            self.model_combo.setItemData(
+                index, f"{model.base} fine-tuned{score}: {path}", Qt.ItemDataRole.ToolTipRole
+            )
 
     def add_checkpoint(self, path: Path) -> None:
         """Put a local checkpoint file in the model list and select it."""
