@@ -9,14 +9,8 @@ from napari_samed2.model import build_model, small_config
 from napari_samed2.synthetic import Degradation, nuclei_image, nuclei_volume
 from napari_samed2.train.baselines import random_walker_from_clicks, watershed_from_clicks
 from napari_samed2.train.commands import add_evaluate_parser, run_evaluate
-from napari_samed2.train.evaluate import (
-    MODEL,
-    WATERSHED,
-    ZOOMED,
-    EvaluationReport,
-    ObjectScore,
-    evaluate_data,
-)
+from napari_samed2.train.eval_report import MODEL, WATERSHED, ZOOMED, EvaluationReport, ObjectScore
+from napari_samed2.train.evaluate import evaluate_data
 from napari_samed2.train.metrics import dice
 
 CLEAR = Degradation(blur_sigma=0.5, illumination=0.0, photons=0, read_noise=0.0, background=0.05)

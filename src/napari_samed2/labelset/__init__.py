@@ -19,12 +19,14 @@ from .entry import Entry
 from .exporters import ExportReport, export_pairs
 from .format import (
     FORMAT,
+    SOURCE_FIELDS,
     VERSION,
     ImageReference,
     LabelSetError,
     LabelSetLockedError,
     LabelSetVersionError,
     ObjectRecord,
+    source_key,
 )
 from .importers import ImportReport, import_layer, import_stack
 from .merge import merge_object, merge_objects
@@ -38,6 +40,7 @@ __all__ = [
     "FORMAT",
     "LABEL_DTYPE",
     "MAX_OBJECT_ID",
+    "SOURCE_FIELDS",
     "VERSION",
     "AcceptedFrame",
     "Entry",
@@ -66,4 +69,5 @@ __all__ = [
     "merge_objects",
     "model_record",
     "painted_frames",
+    "source_key",
 ]

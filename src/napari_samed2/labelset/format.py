@@ -187,3 +187,15 @@ def check_manifest(manifest: Any, path: Path) -> None:
             f"napari-samed2 {__version__} reads version {VERSION} and older: upgrade "
             "napari-samed2 to open it"
         )
+
+
+SOURCE_FIELDS = ("kind", "name", "path", "axis", "position")
+
+
+def source_key(source: dict[str, Any]) -> tuple:
+    """What makes objects of different entries the same objects: their source minus the frame
+    (kind, name, path, axis and position on the other axes)."""
+    return tuple(
+        tuple(source[f]) if isinstance(source.get(f), list) else source.get(f)
+        for f in SOURCE_FIELDS
+    )

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .format import SOURCE_FIELDS, source_key
+
 if TYPE_CHECKING:
     from .store import LabelSet
 
@@ -20,7 +22,7 @@ def summarise(labelset: LabelSet) -> dict[str, Any]:
     sources: collections.Counter = collections.Counter()
     objects: set = set()
     for entry in entries:
-        key = _source_key(entry.source)
+        key = source_key(entry.source)
         sources[key] += 1
         objects.update((key, obj_id) for obj_id in entry.object_ids)
     shapes = collections.Counter(
@@ -40,21 +42,10 @@ def summarise(labelset: LabelSet) -> dict[str, Any]:
         "referenced": sum(e.reference is not None for e in entries),
         "shapes": dict(shapes),
         "sources": [
-            dict(zip(_SOURCE_FIELDS, key, strict=True), frames=n) for key, n in sources.items()
+            dict(zip(SOURCE_FIELDS, key, strict=True), frames=n) for key, n in sources.items()
         ],
         "bytes": _bytes_under(labelset.path),
     }
-
-
-_SOURCE_FIELDS = ("kind", "name", "path", "axis", "position")
-
-
-def _source_key(source: dict[str, Any]) -> tuple:
-    """What makes objects of different entries the same objects: their source minus frame."""
-    return tuple(
-        tuple(source[f]) if isinstance(source.get(f), list) else source.get(f)
-        for f in _SOURCE_FIELDS
-    )
 
 
 def _bytes_under(path: Path) -> int:

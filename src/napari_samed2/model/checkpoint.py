@@ -58,6 +58,32 @@ class LoadReport:
         return not (self.missing or self.unexpected or self.shape_mismatches)
 
 
+def load_weights_only(
+    path: Path, map_location: str | torch.device = "cpu", what: str = "PyTorch checkpoint"
+):
+    """``torch.load`` with weights-only unpickling: tensors and plain containers, never code.
+
+    Raises
+    ------
+    UnsafeCheckpointError
+        The pickle references a class or function.
+    CheckpointError
+        Truncated or corrupt (``what`` names the kind of file in the message).
+    """
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpointError(
+            f"refused to load {str(path)!r}: it contains objects other than tensors, and "
+            f"unpickling them could run code ({_first_line(error)}). Only weights-only "
+            "checkpoints are accepted"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable {what} (truncated or corrupt?): {_first_line(error)}"
+        ) from error
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint file safely into CPU tensors.
 
@@ -79,19 +105,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointNotFoundError(f"checkpoint {str(path)!r} does not exist or is not a file")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(
-            f"refused to load {str(path)!r}: it contains objects other than tensors, and "
-            f"unpickling them could run code ({_first_line(error)}). Only weights-only "
-            "checkpoints are accepted"
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise CheckpointError(
-            f"{str(path)!r} is not a readable PyTorch checkpoint (truncated or corrupt?): "
-            f"{_first_line(error)}"
-        ) from error
+    payload = load_weights_only(path)
     state = payload.get("model", payload) if isinstance(payload, dict) else None
     if (
         not isinstance(state, dict)

@@ -230,7 +230,8 @@ def _read_array(path: Path):
 def run_evaluate(args: argparse.Namespace) -> int:
     from ..atomic import write_text_atomic
     from ..model import ModelError, load_model
-    from .evaluate import SUITES, evaluate, evaluate_data
+    from .eval_report import SUITES
+    from .evaluate import evaluate, evaluate_data
 
     suites = args.suite or ["all"]
     if "all" in suites:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-SOURCE_FIELDS = ("kind", "name", "path", "axis", "position")
+from ..labelset.format import SOURCE_FIELDS, source_key
 
 
 class FinetuneDataError(ValueError):
@@ -127,14 +127,6 @@ class LabelSetData:
             "train_frames": frames_of(self.train),
             "heldout_frames": frames_of(self.heldout),
         }
-
-
-def source_key(source: dict[str, Any]) -> tuple:
-    """What makes objects of different entries the same objects: their source minus frame."""
-    return tuple(
-        tuple(source[f]) if isinstance(source.get(f), list) else source.get(f)
-        for f in SOURCE_FIELDS
-    )
 
 
 def read_labelset(labelset, holdout: float = 0.2, seed: int = 0) -> LabelSetData:

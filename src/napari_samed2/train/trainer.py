@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import pickle
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -29,12 +27,12 @@ from ..model import (
     DEFAULT_MODEL,
     REGISTRY,
     CheckpointError,
-    UnsafeCheckpointError,
     build_model,
     nano_config,
     resolve_device,
     save_checkpoint,
 )
+from ..model.checkpoint import load_weights_only
 from ..model.safe_config import check_network_config
 from .clips import DEFAULT_MIX, ClipSampler
 from .loop import ClipLoss, run_steps
@@ -356,17 +354,7 @@ def read_state(
     CheckpointError
         Not a training state: unreadable, keys missing, or settings that are not ours.
     """
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise UnsafeCheckpointError(
-            f"refused to load {str(path)!r}: it contains objects other than tensors, and "
-            "unpickling them could run code"
-        ) from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise CheckpointError(
-            f"{str(path)!r} is not a readable training state (truncated or corrupt?): {error}"
-        ) from error
+    state = load_weights_only(path, map_location, what="training state")
     missing = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
     if missing:
         raise CheckpointError(f"{str(path)!r} is not a training state: missing {missing}")
