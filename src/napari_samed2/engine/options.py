@@ -98,6 +98,18 @@ class SessionOptions:
             raise ValueError(f"unknown session option(s) {unknown}; known: {known}")
         return dataclasses.replace(self, **changes)
 
+    def live_change(self, **changes: Any) -> SessionOptions:
+        """A copy with ``changes`` to live options only (`LIVE_OPTIONS`); a change to any other
+        option is a `ValueError` (it shapes a session: memory, regions, encodings)."""
+        options = self.replace(**changes)  # unknown names and bad values: ValueError
+        fixed = sorted(name for name in set(changes) - LIVE_OPTIONS)
+        if any(getattr(options, name) != getattr(self, name) for name in fixed):
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change in a session (it shapes the memory, regions "
+                f"or encodings): start a new session; live options are {sorted(LIVE_OPTIONS)}"
+            )
+        return options
+
     def resolved(self, profile: ModelProfile, axis_kind: str | None = None) -> SessionOptions:
         """These options with every ``None`` replaced by ``profile``'s default; ``axis_kind``
         ("T", "Z" or None when unknown) picks the motion default."""

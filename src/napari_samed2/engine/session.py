@@ -26,7 +26,7 @@ from .history import SessionSnapshot, restore_snapshot, take_snapshot
 from .memory import LongTermBank
 from .objects import SessionObjects
 from .one_writer import WriterLock, one_writer
-from .options import LIVE_OPTIONS, SessionOptions
+from .options import SessionOptions
 from .prompts import check_box, check_frame, check_mask, check_obj
 from .region_encoders import RegionEncoders
 from .results import FrameResult, frame_order, frames_total
@@ -437,14 +437,7 @@ class PropagationSession:
         from the next prompt or propagated frame. The others shape the session (its memory,
         regions, encodings): a `ValueError` says to start a new session. Not during a run
         (`SessionBusyError`). Returns the options now in force."""
-        fixed = sorted(set(changes) - LIVE_OPTIONS)
-        options = self.options.replace(**changes)  # unknown names and bad values: ValueError
-        if any(getattr(options, name) != getattr(self.options, name) for name in fixed):
-            raise ValueError(
-                f"{', '.join(fixed)} cannot change in a session (it shapes the memory, regions "
-                f"or encodings): start a new session; live options are {sorted(LIVE_OPTIONS)}"
-            )
-        self.options = options.resolved(self.profile)
+        self.options = self.options.live_change(**changes).resolved(self.profile)
         return self.options
 
     # -- undo (history.py) ---------------------------------------------------------------------
