@@ -12,7 +12,7 @@ from .conftest import moving_disk_video
 
 
 def _logits(session, obj_id):
-    return session._tracks[obj_id].logits[0]
+    return session.track(obj_id).logits[0]
 
 
 def test_a_prompt_on_a_2d_image_averages_the_four_flips(small_net):
@@ -37,9 +37,9 @@ def test_a_prompt_on_a_2d_image_averages_the_four_flips(small_net):
     # a box and a mask prompt go through the flips too; removing the object clears them
     session.add_box(0, 2, (10, 10, 40, 50))
     session.add_mask(0, 3, result.masks[1])
-    assert all(set(other.object_ids) == {1, 2, 3} for other in session._flipped.values())
+    assert all(set(other.object_ids) == {1, 2, 3} for other in session.flip_sessions.values())
     session.remove_object(2)
-    assert all(set(other.object_ids) == {1, 3} for other in session._flipped.values())
+    assert all(set(other.object_ids) == {1, 3} for other in session.flip_sessions.values())
     session.close()
 
 
@@ -48,4 +48,4 @@ def test_stacks_and_the_switch_turn_flip_averaging_off(small_net):
     assert not PropagationSession(small_net, video, flips=True).averages_flips
     plain = PropagationSession(small_net, video[0], flips=False)
     plain.add_points(0, 1, [[30, 20]], [1])
-    assert not plain.averages_flips and plain._flipped is None
+    assert not plain.averages_flips and plain.flip_sessions == {}

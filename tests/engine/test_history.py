@@ -27,12 +27,12 @@ def test_restore_forgets_a_run_and_the_next_run_equals_a_fresh_sessions(small_ne
     session.add_points(2, 1, [[32, 28]], [1])
     before_run = session.snapshot()
     list(session.propagate("both"))
-    assert len(session.bank) > 0 and len(session._tracks[1].non_cond) > 0
+    assert len(session.bank) > 0 and len(session.track(1).non_cond) > 0
 
     session.restore(before_run)
     assert len(session.bank) == 0
     assert set(session.results) == {2} and session.last_frame is None
-    assert session._tracks[1].non_cond == {} and session._tracks[1].tracked == {}
+    assert session.track(1).non_cond == {} and session.track(1).tracked == {}
     # a second run in a different direction: the undone run's memories must not steer it
     again = _masks(session.propagate("forward", start=2))
 
@@ -91,7 +91,7 @@ def test_a_snapshot_survives_being_restored_and_the_session_changing_again(small
         assert session.object_ids == [1] and session.confirmed_frames == {1: [3]}
         assert set(session.results) == {3}
         assert np.array_equal(session.results[3].masks[1], prompted)
-        assert all(out["maskmem_features"] is None for out in session._tracks[1].cond.values())
+        assert all(out["maskmem_features"] is None for out in session.track(1).cond.values())
 
 
 def test_restore_covers_the_flip_averaging_sessions_of_a_2d_image(small_net, video):
@@ -107,12 +107,12 @@ def test_restore_covers_the_flip_averaging_sessions_of_a_2d_image(small_net, vid
 
     session.restore(first)
     assert session.object_ids == [1]
-    assert all(other.object_ids == [1] for other in session._flipped.values())
+    assert all(other.object_ids == [1] for other in session.flip_sessions.values())
     np.testing.assert_array_equal(session.results[0].masks[1], first_mask)
 
     session.restore(empty)  # before the flipped sessions existed: they forget everything
     assert session.object_ids == [] and session.results == {}
-    assert all(other.object_ids == [] for other in session._flipped.values())
+    assert all(other.object_ids == [] for other in session.flip_sessions.values())
     again = session.add_points(0, 1, [[32, 20]], [1])
     np.testing.assert_array_equal(again.masks[1], first_mask)
 

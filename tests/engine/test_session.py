@@ -375,7 +375,7 @@ def test_carry_mask_models_get_the_neighbours_mask_on_tracked_frames_only(small_
         session = PropagationSession(model, frames, memory="sam2")
         session.add_points(2, 1, [(32, 28)], [1])
         runs[carry_mask] = {r.frame: r.masks[1] for r in session.propagate("both")}
-        assert set(session._tracks[1].logits) == set(range(6))
+        assert set(session.track(1).logits) == set(range(6))
     assert np.array_equal(runs[False][2], runs[True][2])  # the prompted frame is not tracked
     assert any(not np.array_equal(runs[False][f], runs[True][f]) for f in (0, 1, 3, 4, 5))
 
@@ -393,7 +393,7 @@ def test_selective_memory_carries_the_nearest_confident_mask_past_a_doubtful_one
         list(session.propagate("forward"))
         for frame in (1, 2, 3):  # confident unless a test says otherwise
             session.results[frame].iou[1], session.results[frame].object_score[1] = 0.9, 5.0
-        return session, session._tracks[1]
+        return session, session.track(1)
 
     def carried_to_4(session, track):
         policy = CarryPolicy(

@@ -177,6 +177,16 @@ class PropagationSession:
         2-D image seen whole (no zoom, no region)."""
         return self._flips
 
+    def track(self, obj_id: int) -> ObjectTrack:
+        """What the session holds of ``obj_id`` (its prompted and remembered frames' outputs,
+        low-resolution logits), to inspect; `KeyError` for an unknown object."""
+        return self._tracks[obj_id]
+
+    @property
+    def flip_sessions(self) -> dict[tuple[int, ...], PropagationSession]:
+        """The helper sessions on the flipped images (empty until flip averaging first runs)."""
+        return dict(self._flipped or {})
+
     def region_of(self, obj_id: int) -> tuple[int, int, int, int]:
         """The part of the frames the model sees for ``obj_id`` (its zoom, or the session's)."""
         return self._objects.region_of(obj_id)
