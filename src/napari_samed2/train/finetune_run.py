@@ -31,6 +31,7 @@ from .loop import ClipLoss, run_steps
 from .losses import LossWeights
 from .tracking import PromptSettings
 from .trainable import encoder_frozen, select_trainable
+from .triton_guard import guard_triton_import
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class FinetuneRun:
 
     def execute(self, out: Path, base, labelset, holdout: float) -> FinetuneResult:
         net = self.model.net
+        guard_triton_import()  # building an optimizer imports triton
         optimizer = torch.optim.AdamW(
             [p for p in net.parameters() if p.requires_grad],
             lr=self.settings.lr,

@@ -38,6 +38,7 @@ from .clips import DEFAULT_MIX, ClipSampler
 from .loop import ClipLoss, run_steps
 from .losses import LossWeights
 from .tracking import PromptSettings
+from .triton_guard import guard_triton_import
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ def train(
     net = build_model(settings.config, temporal_adapter=settings.temporal_adapter).to(target)
     if settings.init_from is not None and not (resume and (run_dir / CHECKPOINT_NAME).exists()):
         _initialise_from(net, settings.init_from, run_dir)  # a resumed run has its weights
+    guard_triton_import()  # building an optimizer imports triton
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
