@@ -1,4 +1,4 @@
-"""Flip averaging on a single 2-D image (``flip_average``): each prompt is also given to helper
+"""Flip averaging on a single 2-D image (``SessionOptions.flips``): each prompt is also given to helper
 sessions of the image flipped three ways, and the four mask logits, flipped back, averaged."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from .tracking import ObjectTrack
 if TYPE_CHECKING:
     from .session import PropagationSession
 
-FLIPS = ((0,), (1,), (0, 1))  # up-down, left-right, both (`flip_average`)
+FLIPS = ((0,), (1,), (0, 1))  # up-down, left-right, both (`SessionOptions.flips`)
 
 Flip = tuple[int, ...]
 FlippedPrompt = Callable[["PropagationSession", Flip], object]
