@@ -1,5 +1,6 @@
-"""Flip averaging on a single 2-D image (``SessionOptions.flips``): each prompt is also given to helper
-sessions of the image flipped three ways, and the four mask logits, flipped back, averaged."""
+"""Flip averaging on a single 2-D image (``SessionOptions.flips``): each prompt is also given to
+helper sessions of the image flipped three ways, and the four mask logits, flipped back,
+averaged."""
 
 from __future__ import annotations
 
