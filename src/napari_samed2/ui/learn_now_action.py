@@ -17,6 +17,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
 from ..learn_now import LEARN_NOW_SECONDS, LearnNowResult, learn_from_corrections, swap_weights
+from .finetune_panel import import_training_modules
 from .messages import plain_message
 from .reprompt import Repropagation
 
@@ -65,6 +66,7 @@ class LearnNowAction(QObject):
             return False
         model = widget.model
         self._job = (state, model)
+        import_training_modules()
         self.worker = create_worker(
             learn_from_corrections,
             model,
