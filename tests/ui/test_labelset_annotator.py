@@ -56,7 +56,7 @@ def paint_and_accept(qtbot, widget, frame: int, obj: int, at=(32, 32)) -> np.nda
 
 
 def test_add_this_frame_writes_image_labels_and_provenance(annotator, qtbot, tmp_path):
-    viewer, image, widget = annotator
+    _viewer, image, widget = annotator
     obj = segment_at_4(qtbot, widget)
     run(qtbot, widget, widget.propagate_both)
     labels = widget.state.labels
@@ -96,7 +96,7 @@ def test_add_this_frame_writes_image_labels_and_provenance(annotator, qtbot, tmp
 
 
 def test_add_all_confirmed_frames_in_a_worker(annotator, qtbot, tmp_path):
-    viewer, image, widget = annotator
+    _viewer, _image, widget = annotator
     obj = segment_at_4(qtbot, widget)
     run(qtbot, widget, widget.propagate_both)
     painted = paint_and_accept(qtbot, widget, 7, obj)
@@ -114,7 +114,7 @@ def test_add_all_confirmed_frames_in_a_worker(annotator, qtbot, tmp_path):
 
 
 def test_errors_are_notified_not_raised(annotator, qtbot, tmp_path):
-    viewer, image, widget = annotator
+    _viewer, _image, widget = annotator
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "other.txt").write_text("not a set")
     assert widget.set_labelset(tmp_path / "busy") is None  # not empty, not a set
@@ -125,7 +125,7 @@ def test_accept_a_correction_see_it_in_the_set_finetune_and_use_the_model(
     annotator, qtbot, tmp_path
 ):
     """The issue's GUI test."""
-    viewer, image, widget = annotator
+    _viewer, _image, widget = annotator
     labelset = widget.set_labelset(tmp_path / "set")
     widget.labelset_panel.autosave_check.setChecked(True)
     obj = segment_at_4(qtbot, widget)
@@ -175,7 +175,7 @@ def test_accept_a_correction_see_it_in_the_set_finetune_and_use_the_model(
 
 
 def test_learn_now_button_swaps_decoder_weights_and_repropagates(annotator, qtbot, tmp_path):
-    viewer, image, widget = annotator
+    _viewer, _image, widget = annotator
     labelset = widget.set_labelset(tmp_path / "set")
     widget.labelset_panel.autosave_check.setChecked(True)
     obj = segment_at_4(qtbot, widget)
