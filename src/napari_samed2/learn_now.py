@@ -30,6 +30,7 @@ __all__ = [
     "SourceEntries",
     "base_reference",
     "confirmed_masks",
+    "import_training_modules",
     "learn_from_corrections",
     "learn_now",
     "replay_confirmed",
@@ -90,6 +91,30 @@ def base_reference(model: LoadedModel, folder: str | os.PathLike) -> str | Path:
     )
 
 
+def import_training_modules() -> None:
+    """Import torch._dynamo (which torch's optimizers import on first use) without triton;
+    the GUI calls it in its own thread before a worker trains.
+
+    torch._dynamo imports triton when it is installed, and triton's bundled LLVM crashes the
+    process (a segmentation fault, reproduced under Xvfb) once napari's OpenGL context has
+    loaded Mesa's LLVM. We train no compiled kernels, so triton is hidden for that one import;
+    torch then remembers it as absent and later imports of triton elsewhere are not blocked.
+    """
+    import sys
+
+    if "torch._dynamo" in sys.modules:
+        return
+    hidden = "triton" not in sys.modules
+    if hidden:
+        sys.modules["triton"] = None  # makes `import triton` raise ImportError
+    try:
+        import torch._dynamo  # noqa: F401
+    finally:
+        if hidden and sys.modules.get("triton", 0) is None:
+            del sys.modules["triton"]
+    from .train import finetune  # noqa: F401
+
+
 def learn_from_corrections(
     model: LoadedModel,
     labelset,
@@ -133,6 +158,7 @@ def learn_from_corrections(
     from .model import cache_dir
     from .train.finetune import finetune
 
+    import_training_modules()
     if not hasattr(labelset, "entries"):
         from .labelset import LabelSet
 

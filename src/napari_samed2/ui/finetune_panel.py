@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..learn_now import base_reference
+from ..learn_now import base_reference, import_training_modules
 from ..model import DEFAULT_MODEL, REGISTRY, LoadedModel, load_model
 from ..model.user_models import user_models
 from .messages import plain_message
@@ -325,30 +325,6 @@ class FinetunePanel(QWidget):
         self.repropagation.start()
         self.status.setText(f"Using {loaded.name}; re-propagating the open objects.")
         self.model_used.emit(loaded)
-
-
-def import_training_modules() -> None:
-    """Import torch._dynamo (which torch's optimizers import on first use) without triton,
-    here in the GUI thread, before a worker trains.
-
-    torch._dynamo imports triton when it is installed, and triton's bundled LLVM crashes the
-    process (a segmentation fault, reproduced under Xvfb) once napari's OpenGL context has
-    loaded Mesa's LLVM. We train no compiled kernels, so triton is hidden for that one import;
-    torch then remembers it as absent and later imports of triton elsewhere are not blocked.
-    """
-    import sys
-
-    if "torch._dynamo" in sys.modules:
-        return
-    hidden = "triton" not in sys.modules
-    if hidden:
-        sys.modules["triton"] = None  # makes `import triton` raise ImportError
-    try:
-        import torch._dynamo  # noqa: F401
-    finally:
-        if hidden and sys.modules.get("triton", 0) is None:
-            del sys.modules["triton"]
-    from ..train import finetune  # noqa: F401
 
 
 def run_finetune(labelset, base, out, **options):

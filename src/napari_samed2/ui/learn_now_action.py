@@ -16,8 +16,13 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Signal
 
-from ..learn_now import LEARN_NOW_SECONDS, LearnNowResult, learn_from_corrections, swap_weights
-from .finetune_panel import import_training_modules
+from ..learn_now import (
+    LEARN_NOW_SECONDS,
+    LearnNowResult,
+    import_training_modules,
+    learn_from_corrections,
+    swap_weights,
+)
 from .messages import plain_message
 from .reprompt import Repropagation
 
