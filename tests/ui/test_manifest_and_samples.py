@@ -17,7 +17,11 @@ def test_manifest_contributes_widget_menu_and_samples():
     manifest = PluginManifest.from_distribution("napari-samed2")
     commands = {command.id: command.python_name for command in manifest.contributions.commands}
     assert commands["napari-samed2.annotator"] == "napari_samed2.ui.widget:SAMed2Widget"
-    assert [w.command for w in manifest.contributions.widgets] == ["napari-samed2.annotator"]
+    assert commands["napari-samed2.finetuning"] == "napari_samed2.ui.finetune_panel:FinetunePanel"
+    assert [w.command for w in manifest.contributions.widgets] == [
+        "napari-samed2.annotator",
+        "napari-samed2.finetuning",
+    ]
     assert {s.key for s in manifest.contributions.sample_data} == {
         "nuclei-volume",
         "moving-cells",

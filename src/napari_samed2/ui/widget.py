@@ -29,7 +29,9 @@ from ..model import LoadedModel
 from .confidence_view import ConfidenceTrack
 from .frames import FrameAxisError
 from .image_state import ImageState
+from .labelset_panel import LabelSetPanel
 from .layer_binding import LayerBinding
+from .learn_now_action import LearnNowAction
 from .model_picker import ModelPicker
 from .options_panel import OptionsPanel
 from .panels import ActionsPanel, ImagePanel, ObjectsPanel, ReviewPanel
@@ -75,6 +77,7 @@ class SAMed2Widget(QWidget):
         self.layer_binding = LayerBinding(self)
         self.demo_script = None  # set by ui.demo.show_demo, kept alive with the widget
         self._build()
+        self.learning = LearnNowAction(self)
         self.options = OptionsPanel(self, self.actions_panel)
         self._connect_viewer()
         self.layer_binding.refresh_image_choices()
@@ -91,6 +94,7 @@ class SAMed2Widget(QWidget):
         self.objects_panel = ObjectsPanel()
         self.actions_panel = ActionsPanel()
         self.review_panel = ReviewPanel()
+        self.labelset_panel = LabelSetPanel(self)
         # the controls tests and scripts drive, by their plain names
         self.image_combo = self.image_panel.image_combo
         self.axis_combo = self.image_panel.axis_combo
@@ -116,7 +120,8 @@ class SAMed2Widget(QWidget):
 
         content = QWidget()
         column = QVBoxLayout(content)
-        for box in (model_box, self.image_panel, self.objects_panel, actions, self.review_panel):
+        boxes = (model_box, self.image_panel, self.objects_panel, actions, self.review_panel)
+        for box in (*boxes, self.labelset_panel):
             column.addWidget(box)
         column.addStretch(1)
         scroll = QScrollArea()
@@ -146,6 +151,9 @@ class SAMed2Widget(QWidget):
         self.accept_button.clicked.connect(self.run_control.accept_correction)
         self.weak_button.clicked.connect(self.next_weak_frame)
         self.confidence.frame_clicked.connect(self.go_to_frame)
+        self.accepted.connect(self.labelset_panel.on_accepted)  # autosave
+        self.labelset_panel.learn_button.clicked.connect(self.learn_now)
+        self.labelset_panel.finetune_button.clicked.connect(self.open_finetuning)
 
     def _connect_viewer(self) -> None:
         if self._viewer_connected:
@@ -193,6 +201,23 @@ class SAMed2Widget(QWidget):
         self.options.show(self.state)  # the new model's profile may choose other defaults
         self._refresh_confidence()
         self._update_enabled()
+
+    # label set, learning --------------------------------------------------------------------------
+
+    def set_labelset(self, labelset):
+        """Add frames to ``labelset`` (a `LabelSet`, its folder, or an empty or new folder for
+        a new set); returns the set, or None after a notified error."""
+        return self.labelset_panel.set_labelset(labelset)
+
+    def learn_now(self) -> bool:
+        """Fine-tune on this image's label-set entries, use the weights, re-propagate."""
+        return self.learning.start()
+
+    def open_finetuning(self):
+        """Dock the fine-tuning panel, linked to this annotator; returns it."""
+        from .finetune_panel import open_finetuning
+
+        return open_finetuning(self)
 
     # objects and prompts ----------------------------------------------------------------------
 
