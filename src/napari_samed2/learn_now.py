@@ -92,26 +92,15 @@ def base_reference(model: LoadedModel, folder: str | os.PathLike) -> str | Path:
 
 
 def import_training_modules() -> None:
-    """Import torch._dynamo (which torch's optimizers import on first use) without triton;
-    the GUI calls it in its own thread before a worker trains.
+    """Import what training needs (torch._dynamo, which torch's optimizers import on first
+    use, and `train.finetune`) before a worker trains; the GUI calls it in its own thread.
+    In a process that drew napari with Mesa's software OpenGL, triton is kept out first
+    (`train.triton_guard`): importing it there crashes the process."""
+    from .train.triton_guard import guard_triton_import
 
-    torch._dynamo imports triton when it is installed, and triton's bundled LLVM crashes the
-    process (a segmentation fault, reproduced under Xvfb) once napari's OpenGL context has
-    loaded Mesa's LLVM. We train no compiled kernels, so triton is hidden for that one import;
-    torch then remembers it as absent and later imports of triton elsewhere are not blocked.
-    """
-    import sys
+    guard_triton_import()
+    import torch._dynamo  # noqa: F401
 
-    if "torch._dynamo" in sys.modules:
-        return
-    hidden = "triton" not in sys.modules
-    if hidden:
-        sys.modules["triton"] = None  # makes `import triton` raise ImportError
-    try:
-        import torch._dynamo  # noqa: F401
-    finally:
-        if hidden and sys.modules.get("triton", 0) is None:
-            del sys.modules["triton"]
     from .train import finetune  # noqa: F401
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from napari.layers import Image, Labels
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -18,6 +19,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -245,3 +247,17 @@ class ReviewPanel(QGroupBox):
         layout.addWidget(self.confidence)
         layout.addWidget(self.weak_button)
         layout.addWidget(self.status)
+
+
+def scrolling_column(boxes: Sequence[QWidget]) -> QScrollArea:
+    """``boxes`` one under the other in a vertically scrolling area."""
+    content = QWidget()
+    column = QVBoxLayout(content)
+    for box in boxes:
+        column.addWidget(box)
+    column.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(content)
+    return scroll

@@ -22,11 +22,12 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, Qt, Signal
-from qtpy.QtWidgets import QGroupBox, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Signal
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from ..model import LoadedModel
 from .confidence_view import ConfidenceTrack
+from .control_states import update_enabled
 from .frames import FrameAxisError
 from .image_state import ImageState
 from .labelset_panel import LabelSetPanel
@@ -34,7 +35,7 @@ from .layer_binding import LayerBinding
 from .learn_now_action import LearnNowAction
 from .model_picker import ModelPicker
 from .options_panel import OptionsPanel
-from .panels import ActionsPanel, ImagePanel, ObjectsPanel, ReviewPanel
+from .panels import ActionsPanel, ImagePanel, ObjectsPanel, ReviewPanel, scrolling_column
 from .prompt_layers import NEGATIVE, POSITIVE, remove_object_prompts
 from .run_control import RunControl
 from .runner import EngineRun, WindowCloseWatcher
@@ -118,19 +119,10 @@ class SAMed2Widget(QWidget):
         self.weak_button = self.review_panel.weak_button
         self.status = self.review_panel.status
 
-        content = QWidget()
-        column = QVBoxLayout(content)
         boxes = (model_box, self.image_panel, self.objects_panel, actions, self.review_panel)
-        for box in (*boxes, self.labelset_panel):
-            column.addWidget(box)
-        column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        outer.addWidget(scrolling_column([*boxes, self.labelset_panel]))
         self.setMinimumWidth(400)  # the scroll area only scrolls vertically
 
         self.image_combo.currentIndexChanged.connect(self.layer_binding.on_image_chosen)
@@ -430,39 +422,7 @@ class SAMed2Widget(QWidget):
         return np.array([0.6, 0.6, 0.6, 1.0])
 
     def _update_enabled(self) -> None:
-        running = self.run is not None
-        has_image = self.state is not None
-        for widget in (
-            self.segment_button,
-            self.forward_button,
-            self.backward_button,
-            self.both_button,
-            self.weak_button,
-            self.image_combo,
-            self.axis_combo,
-            self.labels_combo,
-            self.object_list,
-            self.objects_panel.positive_button,
-            self.objects_panel.negative_button,
-            self.objects_panel.box_button,
-            self.model_picker,
-            self.memory_combo,
-            self.gate_spin,
-            self.zoom_check,
-            self.connected_check,
-            self.motion_check,
-        ):
-            widget.setEnabled(not running)
-        for widget in (self.segment_button, self.forward_button, self.backward_button):
-            widget.setEnabled(not running and has_image)
-        self.accept_button.setEnabled(
-            not running and self.state is not None and len(self.state.pending) > 0
-        )
-        self.stop_button.setEnabled(running)
-        if self.state is not None and self.options.effective(self.state).memory != "selective":
-            self.gate_spin.setEnabled(False)  # stock SAM2 remembers every frame
-        if self.axis_combo.count() == 1 and self.axis_combo.itemData(0) is None:
-            self.axis_combo.setEnabled(False)  # a 2-D image: nothing to choose
+        update_enabled(self)
 
     # Qt: stop the worker when the main window closes; release the viewer when we close --------
 
