@@ -69,31 +69,8 @@ def test_a_sam2_network_with_default_options_gives_the_video_predictors_masks(tm
 
 
 def test_sam2_mode_matches_video_predictor_forward_and_backward(tmp_path):
-    config = small_config()
-    net = present_object_net(config, seed=1)
-    predictor = present_object_net(config, seed=2, target=PREDICTOR)
-    predictor.load_state_dict(net.state_dict())
-    video, _ = moving_disk_video(frames=8, rows=72, cols=96, seed=3)
-    pixels = _jpeg_round_trip(video, tmp_path)
-
-    state = predictor.init_state(str(tmp_path))
-    predictor.add_new_points_or_box(state, frame_idx=3, obj_id=1, points=[[48, 36]], labels=[1])
-    predictor.add_new_points_or_box(state, frame_idx=3, obj_id=2, box=[[30, 20], [70, 55]])
-    theirs = {}
-    for name, reverse in (("forward", False), ("backward", True)):
-        for frame, obj_ids, logits in predictor.propagate_in_video(state, reverse=reverse):
-            for i, obj_id in enumerate(obj_ids):
-                theirs[name, frame, obj_id] = (logits[i, 0] > 0).numpy()
-
-    session = PropagationSession(net, pixels, memory="sam2", non_overlap=False, connected=False)
-    session.add_points(3, 1, [[36, 48]], [1])  # (row, col) = sam2's (x, y) swapped
-    session.add_box(3, 2, (20, 30, 55, 70))
-    ours = {}
-    for name in ("forward", "backward"):
-        for result in session.propagate(name, start=3):
-            for obj_id, mask in result.masks.items():
-                ours[name, result.frame, obj_id] = mask
-
+    options = {"memory": "sam2", "non_overlap": False, "connected": False}
+    _, ours, theirs = _predictor_and_ours(tmp_path, **options)
     assert sorted(ours) == sorted(theirs)
     assert len(theirs) == 2 * (5 + 4)
     scores = {key: iou(ours[key], theirs[key]) for key in theirs}
