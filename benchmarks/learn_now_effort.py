@@ -76,8 +76,7 @@ def effort(image, truth, obj_id, *, learn: bool, target, max_corrections, second
             began = time.perf_counter()
             try:
                 learn_now(session, model, labelset, source="volume", seconds=seconds, device="cpu")
-            except (RuntimeError, ValueError) as error:  # nothing to learn (an absent frame) or
-                # the training loop's failure on a set of tiny masks
+            except ValueError as error:  # FinetuneDataError: nothing to learn from (named)
                 failures.append(f"correction {len(trace)}: {error}")
                 repropagate(session, obj_id, frame)
             learn_seconds += time.perf_counter() - began

@@ -8,13 +8,17 @@ the image encoder is frozen, so the new weights are loaded into the session's ne
 place and its cached frame features stay valid. What the session had learned from the old
 weights (memories of prompted frames, the long-term bank) is not: `replay_confirmed` forgets
 it and gives the confirmed masks again, then propagates.
+
+The frames the user prompted or accepted in the session but did not add to the set train too
+(`confirmed_entries`): a correction saying "absent here" teaches the object score only in a
+clip that starts where the object is present, and that frame is often only in the session.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +30,11 @@ from .model import REGISTRY, LoadedModel
 
 __all__ = [
     "LEARN_NOW_SECONDS",
+    "ConfirmedFrame",
     "LearnNowResult",
     "SourceEntries",
     "base_reference",
+    "confirmed_entries",
     "confirmed_masks",
     "import_training_modules",
     "learn_from_corrections",
@@ -42,17 +48,23 @@ LEARN_NOW_SECONDS = 30.0  # the default budget: tens of seconds on a CPU for the
 
 class SourceEntries:
     """A label set seen through one source: `entries` lists only the entries whose source
-    ``name`` is ``name`` (all when None). What `train.finetune` reads of a set, nothing else."""
+    ``name`` is ``name`` (all when None), then ``extra`` (frames not in the set, such as
+    `ConfirmedFrame`). What `train.finetune` reads of a set, nothing else."""
 
-    def __init__(self, labelset, name: str | None) -> None:
+    def __init__(self, labelset, name: str | None, extra: Sequence = ()) -> None:
         self.labelset = labelset
         self.source_name = name
+        self.extra = list(extra)
         self.path = labelset.path
         self.name = labelset.name
         self.version = labelset.version
         self.manifest = labelset.manifest
 
     def entries(self) -> list:
+        return self.stored() + self.extra
+
+    def stored(self) -> list:
+        """The set's own entries of the source."""
         entries = self.labelset.entries()
         if self.source_name is None:
             return entries
@@ -60,14 +72,89 @@ class SourceEntries:
 
 
 @dataclass
+class ConfirmedFrame:
+    """A frame the user prompted or accepted in the session, read by `train.read_labelset` as
+    a label-set entry that is not stored: the confirmed objects' masks, those objects listed,
+    not complete (other objects there are unknown), no stored prompts (clicks are sampled).
+
+    Attributes
+    ----------
+    id : int
+        Above every stored entry's id (training orders and names entries by id).
+    frame : int
+        The frame along the source's axis.
+    source : dict
+        The stored entries' source, with this ``frame``.
+    pixels : np.ndarray
+        ``(Y, X)`` or ``(Y, X, C)`` the frame in the image's dtype.
+    label_image : np.ndarray
+        ``(Y, X)`` uint32: each confirmed object's id on its mask.
+    object_ids : list of int
+        The objects confirmed on this frame (present or absent).
+    """
+
+    id: int
+    frame: int
+    source: dict[str, Any]
+    pixels: np.ndarray
+    label_image: np.ndarray
+    object_ids: list[int]
+    complete: bool = False
+    objects: tuple = ()
+
+    def image(self) -> np.ndarray:
+        return self.pixels
+
+    def labels(self) -> np.ndarray:
+        return self.label_image
+
+
+def confirmed_entries(session, labelset, source: str | None) -> list[ConfirmedFrame]:
+    """The session's confirmed frames (`confirmed_masks`) that ``labelset`` has no entry of,
+    as `ConfirmedFrame` s of the source of its latest entry named ``source``; none when the
+    set has no such entry. Copies: the session may change while training reads them."""
+    stored = SourceEntries(labelset, source).stored()
+    if not stored:
+        return []
+    template = stored[-1].source
+    key = _place(template)
+    known = {e.frame for e in stored if _place(e.source) == key}
+    by_frame: dict[int, dict[int, np.ndarray]] = {}
+    for obj_id, masks in confirmed_masks(session).items():
+        for frame, mask in masks.items():
+            if frame not in known:
+                by_frame.setdefault(frame, {})[obj_id] = mask
+    next_id = max(e.id for e in labelset.entries()) + 1
+    frames = []
+    for index, frame in enumerate(sorted(by_frame)):
+        objects = by_frame[frame]
+        labels = np.zeros(next(iter(objects.values())).shape, np.uint32)
+        for obj_id in sorted(objects):
+            labels[objects[obj_id]] = obj_id
+        frames.append(
+            ConfirmedFrame(
+                id=next_id + index,
+                frame=frame,
+                source={**template, "frame": frame},
+                pixels=np.array(session.frames.read(frame, whole=True), copy=True),
+                label_image=labels,
+                object_ids=sorted(objects),
+            )
+        )
+    return frames
+
+
+@dataclass
 class LearnNowResult:
     """What one learn-now did: the fine-tune (`train.FinetuneResult`), the checkpoint
-    written, the entries it trained on, and (after `learn_now`) the frames re-propagated."""
+    written, the set's entries and the session's confirmed frames it trained on, and (after
+    `learn_now`) the frames re-propagated."""
 
     finetune: Any
     path: Path | None
     entries: int
     frames: int = 0
+    confirmed: int = 0  # the session's confirmed frames not in the set
 
 
 def base_reference(model: LoadedModel, folder: str | os.PathLike) -> str | Path:
@@ -109,6 +196,7 @@ def learn_from_corrections(
     labelset,
     *,
     source: str | None = None,
+    confirmed: Sequence[ConfirmedFrame] = (),
     seconds: float = LEARN_NOW_SECONDS,
     steps: int | None = None,
     train: str = "decoder",
@@ -130,6 +218,9 @@ def learn_from_corrections(
     labelset : LabelSet or path
     source : str, optional
         The image (source ``name``) whose entries to train on; None: every entry.
+    confirmed : sequence of ConfirmedFrame
+        Frames of that image confirmed in the session but not in the set
+        (`confirmed_entries`), trained on beside its entries.
     seconds, steps : optional
         Budget; the first reached ends the run.
     train : {"decoder", "adapters", "all"}
@@ -152,8 +243,8 @@ def learn_from_corrections(
         from .labelset import LabelSet
 
         labelset = LabelSet.open(labelset)
-    view = SourceEntries(labelset, source)
-    entries = view.entries()
+    view = SourceEntries(labelset, source, confirmed)
+    entries = view.stored()
     if not entries:
         from .train.labelset_data import FinetuneDataError
 
@@ -181,7 +272,7 @@ def learn_from_corrections(
             stop=stop,
             settings=settings,
         )
-    return LearnNowResult(result, result.path, len(entries))
+    return LearnNowResult(result, result.path, len(entries), confirmed=len(view.extra))
 
 
 def swap_weights(
@@ -257,11 +348,17 @@ def learn_now(
 ) -> LearnNowResult:
     """`learn_from_corrections`, `swap_weights` into ``session`` and `replay_confirmed`: the
     whole loop of the annotator's button, headless. ``options`` go to
-    `learn_from_corrections`. ``session`` must run on ``model``'s network."""
+    `learn_from_corrections`; the session's confirmed frames train too (`confirmed_entries`).
+    ``session`` must run on ``model``'s network."""
     if session.net is not model.net:
         raise ValueError("the session does not run on this model's network")
     masks = confirmed_masks(session)
-    result = learn_from_corrections(model, labelset, source=source, **options)
+    if not hasattr(labelset, "entries"):
+        from .labelset import LabelSet
+
+        labelset = LabelSet.open(labelset)
+    confirmed = confirmed_entries(session, labelset, source)
+    result = learn_from_corrections(model, labelset, source=source, confirmed=confirmed, **options)
     swap_weights(model, result.finetune.model, result.path)
     result.frames = sum(1 for _ in replay_confirmed(session, masks))
     return result
@@ -272,6 +369,13 @@ def _bind(function, *args):
         return function(*args)
 
     return call
+
+
+def _place(source: dict[str, Any]) -> tuple:
+    """What makes frames one stack in training (`labelset.format.source_key`)."""
+    from .labelset.format import source_key
+
+    return source_key(source)
 
 
 def _stamp() -> str:

@@ -203,3 +203,34 @@ def test_adapters_need_a_network_with_adapters(tmp_path, labelset):
     assert result.card["settings"]["trainable_parameters"] == sum(
         p.numel() for p in build_model(TINY).parameters()
     )
+
+
+def _tiny_object_set(path, size: int, pixels: int):
+    """One complete frame whose only object is ``pixels`` pixels in a row."""
+    labelset = LabelSet.create(path)
+    image = np.random.default_rng(0).integers(0, 1000, (size, size)).astype(np.uint16)
+    labels = np.zeros((size, size), np.uint16)
+    labels[size // 2, size // 2 : size // 2 + pixels] = 1
+    labelset.add(image, labels, source={"kind": "layer", "name": "tiny", "frame": 0, "axis": 0})
+    return labelset
+
+
+def test_a_two_pixel_object_trains(base, tmp_path):
+    # 2 px of a 64-px frame are 8 px at the net's 128: promptable, but smaller than the click
+    # task takes, so a one-frame clip prompted with its mask once gave a loss without gradient
+    labelset = _tiny_object_set(tmp_path / "tiny", 64, 2)
+    out = tmp_path / "tiny.safetensors"
+    result = finetune(labelset, base, out, steps=20, device="cpu", holdout=0.0, settings=QUICK)
+    assert result.steps == 20
+    old = load_model(base, device="cpu").net.state_dict()
+    new = load_model(out, device="cpu").net.state_dict()
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("sam_mask_decoder."))
+
+
+def test_an_object_too_small_to_prompt_is_named_before_training(base, tmp_path):
+    # 1 px of a 256-px frame is a quarter pixel at the net's 128
+    labelset = _tiny_object_set(tmp_path / "dot", 256, 1)
+    out = tmp_path / "dot.safetensors"
+    with pytest.raises(FinetuneDataError, match=r"object 1 of 'tiny' \(largest: 1 px on entry 1"):
+        finetune(labelset, base, out, steps=1, device="cpu", holdout=0.0)
+    assert not out.exists()

@@ -257,3 +257,15 @@ def test_init_from_starts_from_given_weights_and_refuses_other_architectures(tmp
     assert record["init_from"]["source"] == str(weights)
     assert record["init_from"]["training"]["steps"] == 1
     assert record["init_from"]["training"]["seed"] == first_seed
+
+
+def test_a_one_frame_clip_always_has_a_loss_to_learn_from():
+    # a mask prompt is its own output: a one-frame clip is clicked or boxed instead
+    torch.manual_seed(0)
+    net = build_model(TINY)
+    clip = ClipSampler(image_size=128, num_frames=1, batch_size=1, seed=0, field_sizes=(64,)).batch(
+        0
+    )
+    for seed in range(3):
+        outcome = track_clip(net, clip, np.random.default_rng(seed), PromptSettings(mask=1.0))
+        assert outcome.loss.total.requires_grad and float(outcome.loss.total.detach()) > 0

@@ -217,14 +217,15 @@ class FrameSource:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, frame: int) -> np.ndarray:
-        """The raw frame ``(rows, cols)`` or ``(rows, cols, C)`` in the data's dtype."""
+    def read(self, frame: int, *, whole: bool = False) -> np.ndarray:
+        """The raw frame ``(rows, cols)`` or ``(rows, cols, C)`` in the data's dtype: its
+        region, or (``whole``) all of it."""
         if not 0 <= frame < self.num_frames:
             raise IndexError(f"frame {frame} is out of range [0, {self.num_frames - 1}]")
         index: list = list(self._leading)
         if self.axis is not None:
             index[self.axis] = frame
-        row0, col0, row1, col1 = self.region
+        row0, col0, row1, col1 = (0, 0, *self.frame_shape) if whole else self.region
         index += [slice(row0, row1), slice(col0, col1)]
         return np.asarray(self.data[tuple(index)])
 

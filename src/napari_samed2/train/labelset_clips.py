@@ -19,7 +19,7 @@ from torch.utils.data import DistributedSampler
 from ..engine.frames import FrameSource, ModelInput
 from ..engine.prompts import point_inputs
 from .clips import Clip, _resize
-from .labelset_data import LabelSetData, SourceObject
+from .labelset_data import FinetuneDataError, LabelSetData, SourceObject
 from .prompts import BOX_BOTTOM_RIGHT, BOX_TOP_LEFT, POSITIVE, PointPrompt
 
 MIN_PROMPT_PIXELS = 4  # an object smaller than this at the network's size is not prompted
@@ -73,20 +73,17 @@ class LabelSetClips:
         self.seed = seed
         self.rank = rank
         self.augment = augment
+        self._inputs: dict[tuple[int, int], torch.Tensor] = {}
+        self._masks: dict[tuple[int, int, int], torch.Tensor] = {}
         self.items = [i for i in data.train if self._promptable(data.objects[i])]
         if not self.items:
-            raise ValueError(
-                "no training object is large enough to prompt at the network's input size "
-                f"({self.size} px): the label set's objects are too small for this model"
-            )
+            raise FinetuneDataError(self._too_small())
         self.sampler = DistributedSampler(
             range(len(self.items)), num_replicas=world_size, rank=rank, shuffle=True, seed=seed
         )
         self._frames = [
             FrameSource(s.images, axis=0, rgb=s.rgb) for s in data.sources
         ]  # one per source: intensities scaled over the source's frames, as the engine does
-        self._inputs: dict[tuple[int, int], torch.Tensor] = {}
-        self._masks: dict[tuple[int, int, int], torch.Tensor] = {}
 
     def __len__(self) -> int:
         """Clips in one pass over this rank's share of the training objects."""
@@ -145,12 +142,32 @@ class LabelSetClips:
         return any(self._visible(obj, k) for k in obj.present)
 
     def _visible(self, obj: SourceObject, position: int) -> bool:
-        """Large enough at the network's size to be prompted there."""
+        """Large enough at the network's size to be prompted there (its mask as the clip
+        holds it: resizing can thin a small object away)."""
         if position not in obj.present_set:
             return False
-        labels = self.data.sources[obj.source].labels[position]
-        scale = self.size**2 / labels.size
-        return float((labels == obj.obj_id).sum()) * scale >= MIN_PROMPT_PIXELS
+        return float(self._mask(obj, position).sum()) >= MIN_PROMPT_PIXELS
+
+    def _too_small(self) -> str:
+        """Why no training object can be prompted: each one, where it is and how large."""
+        described = []
+        for index in self.data.train:
+            obj = self.data.objects[index]
+            source = self.data.sources[obj.source]
+            areas = {k: int((source.labels[k] == obj.obj_id).sum()) for k in obj.present}
+            largest = max(areas, key=areas.get)
+            described.append(
+                f"object {obj.obj_id} of {source.key[1]!r} (largest: {areas[largest]} px on "
+                f"entry {source.entry_ids[largest]}, {source.labels.shape[1]}x"
+                f"{source.labels.shape[2]} frame)"
+            )
+        shown = "; ".join(described[:5]) + ("; ..." if len(described) > 5 else "")
+        return (
+            f"no training object is large enough to prompt: each needs at least "
+            f"{MIN_PROMPT_PIXELS} px on one frame once the frame is resized to the network's "
+            f"{self.size}x{self.size} input, and the label set has only {shown}; label larger "
+            "objects or frames where they are larger"
+        )
 
     def _input(self, source: int, position: int) -> torch.Tensor:
         key = (source, position)

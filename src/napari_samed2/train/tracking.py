@@ -148,7 +148,10 @@ def track_clip(
 
     points = _stored_prompts(clip, tracked, truth_np[:, 0], rng)
     if points is None:
-        points, _ = _first_prompts(truth_np[:, 0], rng, settings)
+        # A mask prompt is its own output (no loss on its frame): a one-frame clip needs a
+        # click or a box, or it would train nothing.
+        first = settings if frames > 1 else replace(settings, mask=0.0)
+        points, _ = _first_prompts(truth_np[:, 0], rng, first)
     corrected = {0} if points is not None else set()
     if points is not None and frames > 1 and rng.random() < settings.correct_other_frame:
         corrected.add(int(rng.integers(1, frames)))
@@ -247,9 +250,7 @@ def track_clip(
         clicks, click_dice = _click_task(net, clip, owner_all, levels_all, rng, settings, weights)
         if clicks is not None:
             total = clicks if total is None else total + clicks
-    if total is None:  # only a mask prompt on a one-frame clip: nothing to learn from
-        zero = clip.images.sum() * 0.0
-        total = LossTerms(zero, zero, zero, zero, zero)
+    assert total is not None  # a clicked first frame, or a tracked frame after a mask prompt
     return ClipOutcome(total, dice, click_dice if settings.click_task else float("nan"))
 
 

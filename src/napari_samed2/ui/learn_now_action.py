@@ -19,6 +19,7 @@ from qtpy.QtCore import QObject, Signal
 from ..learn_now import (
     LEARN_NOW_SECONDS,
     LearnNowResult,
+    confirmed_entries,
     import_training_modules,
     learn_from_corrections,
     swap_weights,
@@ -72,11 +73,17 @@ class LearnNowAction(QObject):
         model = widget.model
         self._job = (state, model)
         import_training_modules()
+        confirmed = (  # read here: the session changes while the worker trains
+            confirmed_entries(state.session, panel.labelset, state.image.name)
+            if state.session is not None
+            else []
+        )
         self.worker = create_worker(
             learn_from_corrections,
             model,
             panel.labelset,
             source=state.image.name,
+            confirmed=confirmed,
             seconds=self.seconds,
             steps=self.steps,
             train="decoder",
@@ -131,9 +138,10 @@ class LearnNowAction(QObject):
             state.history.clear()
             self.repropagation = Repropagation(widget, [(state, confirmed)])
             self.repropagation.start()
+        frames = f" and {result.confirmed} confirmed frames" if result.confirmed else ""
         widget.status.setText(
-            f"Learned from {result.entries} entries ({result.finetune.steps} steps): now using "
-            f"{model.name}; re-propagating."
+            f"Learned from {result.entries} entries{frames} ({result.finetune.steps} steps): "
+            f"now using {model.name}; re-propagating."
         )
         self.finished.emit(result)
 
