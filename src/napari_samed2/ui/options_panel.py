@@ -85,8 +85,9 @@ class OptionsPanel:
             return
         if self._refuse_while_running(state, f"changing the {name}"):
             return
+        before = self.effective(state)
         state.options = options
-        if state.session is not None:
+        if state.session is not None and self.effective(state) != before:
             state.reset_session()
             self._widget.status.setText(
                 f"{said(options)}: segment a frame again to start (labels are kept)."
