@@ -535,9 +535,6 @@ def test_a_sam2_network_gets_sam2s_behaviour_and_the_controls_say_so(
     run(qtbot, widget, widget.segment_frame)
     options = widget.state.session.options
     assert (options.memory, options.connected, options.motion) == ("sam2", False, False)
-    session = widget.state.session
-    widget.set_memory_mode("sam2")  # what the profile already chose: the session stays
-    assert widget.state.session is session
     # the same image with a nano-style model: its profile's defaults, shown on the controls
     widget.set_model(tiny_nano_model)
     assert "nano profile" in widget.model_picker.status.text()
@@ -548,3 +545,7 @@ def test_a_sam2_network_gets_sam2s_behaviour_and_the_controls_say_so(
     widget.set_model(tiny_sam2_model)
     widget.set_model(tiny_nano_model)
     assert not widget.connected_check.isChecked()
+    run(qtbot, widget, widget.segment_frame)
+    session = widget.state.session
+    widget.set_memory_mode("selective")  # what the profile already chose: the session stays
+    assert widget.state.session is session
