@@ -205,3 +205,27 @@ def test_learn_now_button_swaps_decoder_weights_and_repropagates(annotator, qtbo
     labels = widget.state.labels.data
     for frame in (0, 5, 9):
         np.testing.assert_array_equal(labels[frame] == obj, session.results[frame].masks[obj])
+
+
+def test_frames_are_not_added_while_a_run_changes_them(annotator, qtbot, tmp_path):
+    import threading
+
+    from napari_samed2.ui.runner import Call
+
+    _viewer, _image, widget = annotator
+    segment_at_4(qtbot, widget)
+    labelset = widget.set_labelset(tmp_path / "set")
+    release = threading.Event()
+    result = widget.state.session.results[4]
+
+    def held():
+        release.wait(RUN_TIMEOUT_MS / 1000)
+        return result
+
+    with qtbot.waitSignal(widget.run_finished, timeout=RUN_TIMEOUT_MS):
+        widget._start_run("test", widget.state, [Call(held)])
+        assert widget.labelset_panel.add_this_frame() is None
+        widget.labelset_panel.add_confirmed_frames()
+        release.set()
+    assert len(labelset) == 0
+    assert widget.labelset_panel.add_this_frame().added == [1]  # after the run: added

@@ -138,11 +138,15 @@ class LabelSetPanel(QGroupBox):
 
     def add_this_frame(self) -> WriteReport | None:
         """Add the current frame of the current image (inline: one small write)."""
+        if self._busy():
+            return None
         record = self._records([None])
         return None if record is None else self._write(record)
 
     def add_confirmed_frames(self) -> None:
         """Add every frame the user prompted or corrected, in a worker thread."""
+        if self._busy():
+            return
         state = self._widget.state
         confirmed = state.confirmed() if state is not None else {}
         frames = sorted(set().union(*confirmed.values())) if confirmed else []
@@ -178,6 +182,13 @@ class LabelSetPanel(QGroupBox):
         records = self._records(sorted(corrected), corrected)
         if records is not None:
             self._write(records)
+
+    def _busy(self) -> bool:
+        """True (and a notice) while a run changes the session and the labels."""
+        if self._widget.run is None:
+            return False
+        show_info("Wait for the running job to finish, or stop it (⇧X), then add frames.")
+        return True
 
     def _records(
         self, frames: list[int | None], corrected: dict[int, set[int]] | None = None
