@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 from ..learn_now import base_reference, import_training_modules
 from ..model import DEFAULT_MODEL, REGISTRY, LoadedModel, load_model
 from ..model.user_models import user_models
+from ..train.trainable import TRAINABLE_CHOICES
 from .messages import plain_message
 from .panels import shrinkable
 
@@ -85,7 +86,7 @@ class FinetunePanel(QWidget):
         self.refresh_bases()
         self.base_combo.activated.connect(self._on_base_activated)
         self.train_combo = QComboBox()
-        self.train_combo.addItems(["decoder", "adapters", "all"])
+        self.train_combo.addItems(list(TRAINABLE_CHOICES))
         self.train_combo.setToolTip(
             "decoder: mask decoder, memory modules and object heads (the image encoder stays, "
             "so cached features stay valid); adapters: also SAMed-2's temporal adapters; "
