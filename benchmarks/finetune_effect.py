@@ -99,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--volumes", type=int, default=2, help="evaluation volumes")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--object-score-weight", type=float, default=None)
+    parser.add_argument("--end-clips", type=float, default=None)
     parser.add_argument("--train", default="decoder")
     parser.add_argument("--work", type=Path, default=None, help="folder for the set and model")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
@@ -130,6 +131,8 @@ def main(argv=None) -> int:
     settings = FinetuneSettings(object_score_weight=args.object_score_weight)
     if args.lr:
         settings.lr = args.lr
+    if args.end_clips is not None:
+        settings.end_clips = args.end_clips
     result = finetune(
         labelset,
         DEFAULT_MODEL,

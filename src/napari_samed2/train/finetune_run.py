@@ -90,6 +90,7 @@ class FinetuneRun:
             rank=workers.rank,
             world_size=workers.world_size,
             augment=settings.augment,
+            end_clips=settings.end_clips,
         )
         self.source = (
             FrozenFeatures(source, net, workers.device, settings.feature_cache_bytes)

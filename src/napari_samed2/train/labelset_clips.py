@@ -47,6 +47,10 @@ class LabelSetClips:
         This process's place in a distributed run.
     augment : bool
         Flip and transpose clips at random.
+    end_clips : float
+        Share of clips that start near an end of the drawn object and run past it, through
+        frames where it is known to be absent (when it has such frames): what teaches the
+        object score that the object has ended, with its neighbours above and below in view.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class LabelSetClips:
         rank: int = 0,
         world_size: int = 1,
         augment: bool = True,
+        end_clips: float = 0.0,
     ):
         if num_frames < 1 or objects_per_clip < 1:
             raise ValueError(
@@ -73,6 +78,9 @@ class LabelSetClips:
         self.seed = seed
         self.rank = rank
         self.augment = augment
+        if not 0.0 <= end_clips <= 1.0:
+            raise ValueError(f"end_clips ({end_clips}) must be between 0 and 1")
+        self.end_clips = end_clips
         self._inputs: dict[tuple[int, int], torch.Tensor] = {}
         self._masks: dict[tuple[int, int, int], torch.Tensor] = {}
         self.items = [i for i in data.train if self._promptable(data.objects[i])]
@@ -96,11 +104,14 @@ class LabelSetClips:
         item = self.items[list(self.sampler)[index % length]]
         rng = np.random.default_rng([self.seed, index, self.rank, 2])
         lead = self.data.objects[item]
-        start = int(rng.choice([k for k in lead.present if self._visible(lead, k)]))
-        if rng.random() < 0.5:
-            window = [k for k in lead.known if k >= start][: self.num_frames]
-        else:
-            window = [k for k in lead.known if k <= start][::-1][: self.num_frames]
+        window = self._end_window(lead, rng) if rng.random() < self.end_clips else None
+        if window is None:
+            start = int(rng.choice([k for k in lead.present if self._visible(lead, k)]))
+            if rng.random() < 0.5:
+                window = [k for k in lead.known if k >= start][: self.num_frames]
+            else:
+                window = [k for k in lead.known if k <= start][::-1][: self.num_frames]
+        start = window[0]
         members = [item, *self._companions(item, window, rng)]
         images = torch.stack([self._input(lead.source, k) for k in window])
         masks = torch.stack(
@@ -137,6 +148,28 @@ class LabelSetClips:
         if count == 0:
             return []
         return [int(i) for i in rng.choice(candidates, size=count, replace=False)]
+
+    def _end_window(self, obj: SourceObject, rng: np.random.Generator) -> list[int] | None:
+        """Frames from a visible frame at most ``num_frames - 2`` before one of the object's
+        ends through at least one known frame past it, in the direction of that end; None
+        when no end of the object lies inside its known frames."""
+        ends = []
+        for step in (1, -1):
+            ordered = obj.known if step == 1 else obj.known[::-1]
+            last = max(i for i, k in enumerate(ordered) if k in obj.present_set)
+            if last + 1 < len(ordered):
+                ends.append((ordered, last))
+        if not ends:
+            return None
+        ordered, last = ends[int(rng.integers(len(ends)))]
+        lead_in = max(0, self.num_frames - 2)
+        starts = [
+            i for i in range(max(0, last - lead_in), last + 1) if self._visible(obj, ordered[i])
+        ]
+        if not starts:
+            return None
+        first = starts[int(rng.integers(len(starts)))]
+        return ordered[first : first + self.num_frames]
 
     def _promptable(self, obj: SourceObject) -> bool:
         return any(self._visible(obj, k) for k in obj.present)
