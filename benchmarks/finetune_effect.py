@@ -1,10 +1,19 @@
-"""Fine-tuning's effect on one-click propagation, on volumes like real microscopy stacks.
+"""Fine-tuning's effect on one-click propagation, on volumes like real microscopy stacks
+and on real images that ship inside registry packages.
 
-A label set of a few complete slices of one `synthetic.tissue_volume` is fine-tuned on for a
-time budget; both models then get one click per object (on its largest slice) of *other*
-volumes of the same kind, propagated both ways by the engine. Prints (and with --json,
-writes) the volume Dice and how far the propagated objects end from their true first and
-last slices, before and after.
+A label set of a few complete slices is fine-tuned on for a time budget; both models then get
+one click per object (on its largest slice not in the set), propagated both ways by the
+engine. Prints (and with --json, writes) the volume Dice over the frames not in the set and
+how far the propagated objects end from their true first and last slices, before and after.
+
+Domains (``--domain``):
+- ``tissue``: 5 consecutive complete slices of one `synthetic.tissue_volume`; scored on
+  objects of *other* volumes of the same kind.
+- ``mni``: 5 consecutive complete axial slices of the MNI152 brain template (real MRI, from
+  nilearn's wheel; white and grey matter); scored on the other slices of the same volume.
+- ``dsb``: a real fluorescence image of nuclei (from stardist's wheel) cut into 4 tiles; the
+  set is one complete tile, scored with one click per nucleus on the other 3 (2-D, no
+  propagation).
 
     python benchmarks/finetune_effect.py --minutes 5 --frames 5 --json out.json
 """
@@ -14,8 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +39,39 @@ from napari_samed2.train.finetune import FinetuneSettings, finetune
 from napari_samed2.train.metrics import dice
 from napari_samed2.train.prompts import centre_click
 
+sys.path.insert(0, str(Path(__file__).parent))
+import registry_data
 
-def propagation_scores(model, image, labels, obj_ids) -> list[dict]:
-    """One click per object on its largest slice, propagated both ways: Dice and the offsets
-    of the predicted first and last slices from the true ones (None if nothing predicted)."""
+
+def propagation_scores(model, image, labels, obj_ids, *, excluded=(), propagate=True) -> list[dict]:
+    """One click per object on its largest slice (not one of ``excluded``), propagated both
+    ways: Dice over the slices not ``excluded`` and the offsets of the predicted first and
+    last slices from the true ones (None if nothing predicted). Without ``propagate``, the
+    clicked slice alone is scored."""
     session = PropagationSession(model, image, axis=0)
+    scored = np.ones(labels.shape[0], bool)
+    scored[list(excluded)] = False
     rows = []
     for obj_id in obj_ids:
         truth = labels == obj_id
-        areas = truth.sum(axis=(1, 2))
-        frame = int(np.argmax(areas))
+        frame = int(np.argmax(np.where(scored, truth.sum(axis=(1, 2)), 0)))
         x, y = centre_click(truth[frame]).coords[0]
         session.reset(bank=True)
         session.add_points(frame, int(obj_id), [[float(y), float(x)]], [1])
-        for _ in session.propagate("both"):
-            pass
+        keep = scored.copy()
+        if propagate:
+            for _ in session.propagate("both"):
+                pass
+        else:
+            keep[:] = False
+            keep[frame] = True
         predicted = np.zeros_like(truth)
         for index, result in session.results.items():
             if obj_id in result.masks:
                 predicted[index] = result.masks[obj_id]
+        predicted[~keep] = False
+        truth = truth & keep[:, None, None]
+        areas = truth.sum(axis=(1, 2))
         true_z = np.flatnonzero(areas)
         got_z = np.flatnonzero(predicted.any(axis=(1, 2)))
         rows.append(
@@ -87,9 +112,61 @@ def pick_objects(labels: np.ndarray, count: int, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(inside, min(count, len(inside)), replace=False))
 
 
+@dataclass
+class Domain:
+    """A label set's source (``image``, ``labels``, the complete ``frames`` it takes) and the
+    stacks scored: (image, labels, object ids, frames not scored)."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    frames: list[int]
+    tests: list[tuple[np.ndarray, np.ndarray, list[int], list[int]]]
+    propagate: bool = True
+
+
+def tissue_domain(shape, frames: int, spacing: int, objects: int, volumes: int) -> Domain:
+    train = synthetic.tissue_volume(shape=shape, seed=100)
+    first = shape[0] // 2 - (frames - 1) * spacing // 2
+    tests = [synthetic.tissue_volume(shape=shape, seed=200 + i) for i in range(volumes)]
+    return Domain(
+        train.image,
+        train.labels,
+        [first + i * spacing for i in range(frames)],
+        [
+            (t.image, t.labels, pick_objects(t.labels, objects, seed=i), [])
+            for i, t in enumerate(tests)
+        ],
+    )
+
+
+def mni_domain(frames: int, spacing: int) -> Domain:
+    image, labels = registry_data.mni_brain(step=2)
+    first = int(0.55 * labels.shape[0]) - (frames - 1) * spacing // 2
+    chosen = [first + i * spacing for i in range(frames)]
+    ids = [registry_data.WHITE_MATTER, registry_data.GREY_MATTER]
+    return Domain(image, labels, chosen, [(image, labels, ids, chosen)])
+
+
+def dsb_domain() -> Domain:
+    image, labels = registry_data.dsb_nuclei()
+    half = image.shape[0] // 2
+    tiles = [(slice(r, r + half), slice(c, c + half)) for r in (0, half) for c in (0, half)]
+    image_tiles = np.stack([image[t] for t in tiles])
+    label_tiles = np.stack([labels[t] for t in tiles])
+    tests = []
+    for k in range(1, 4):
+        stack = label_tiles.copy()
+        stack[np.arange(4) != k] = 0
+        ids = [int(i) for i in np.unique(stack[stack > 0]) if (stack == i).sum() >= 30]
+        tests.append((image_tiles, stack, ids, [0]))
+    return Domain(image_tiles, label_tiles, [0], tests, propagate=False)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domain", choices=("tissue", "mni", "dsb"), default="tissue")
     parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=None, help="a step budget instead")
     parser.add_argument("--frames", type=int, default=5, help="complete slices in the set")
     parser.add_argument(
         "--spacing", type=int, default=1, help="slices between the set's slices (1: consecutive)"
@@ -100,6 +177,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--object-score-weight", type=float, default=None)
     parser.add_argument("--end-clips", type=float, default=None)
+    parser.add_argument("--num-frames", type=int, default=None, help="most frames per clip")
     parser.add_argument("--train", default="decoder")
     parser.add_argument("--work", type=Path, default=None, help="folder for the set and model")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
@@ -108,21 +186,23 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="samed2-finetune-"))
     # the measured model is not one of the user's: keep it out of their list of models
     os.environ.setdefault("NAPARI_SAMED2_CACHE", str(work / "cache"))
-    train_volume = synthetic.tissue_volume(shape=shape, seed=100)
-    first = shape[0] // 2 - (args.frames - 1) * args.spacing // 2
-    frames = [first + i * args.spacing for i in range(args.frames)]
+    if args.domain == "tissue":
+        domain = tissue_domain(shape, args.frames, args.spacing, args.objects, args.volumes)
+    elif args.domain == "mni":
+        domain = mni_domain(args.frames, args.spacing)
+    else:
+        domain = dsb_domain()
+    frames = domain.frames
     labelset = LabelSet.create(work / "set")
-    import_layer(
-        labelset, train_volume.image, train_volume.labels, image_name="train", frames=frames
-    )
-    tests = [synthetic.tissue_volume(shape=shape, seed=200 + i) for i in range(args.volumes)]
-    chosen = [pick_objects(t.labels, args.objects, seed=i) for i, t in enumerate(tests)]
+    import_layer(labelset, domain.image, domain.labels, image_name="train", frames=frames)
 
     def scores(model) -> list[dict]:
         return [
             row
-            for test, ids in zip(tests, chosen, strict=True)
-            for row in propagation_scores(model, test.image, test.labels, ids)
+            for image, labels, ids, excluded in domain.tests
+            for row in propagation_scores(
+                model, image, labels, ids, excluded=excluded, propagate=domain.propagate
+            )
         ]
 
     started = time.perf_counter()
@@ -133,11 +213,14 @@ def main(argv=None) -> int:
         settings.lr = args.lr
     if args.end_clips is not None:
         settings.end_clips = args.end_clips
+    if args.num_frames is not None:
+        settings.num_frames = args.num_frames
     result = finetune(
         labelset,
         DEFAULT_MODEL,
         work / "tuned.safetensors",
-        minutes=args.minutes,
+        minutes=None if args.steps else args.minutes,
+        steps=args.steps,
         device="cpu",
         train=args.train,
         settings=settings,
@@ -145,7 +228,8 @@ def main(argv=None) -> int:
     )
     after = scores(load_model(result.path, device="cpu"))
     report = {
-        "set": {"frames": frames, "entries": len(labelset), "shape": shape},
+        "domain": args.domain,
+        "set": {"frames": frames, "entries": len(labelset), "shape": domain.image.shape},
         "finetune": {
             k: result.card[k] for k in ("steps", "best_step", "stopped_by", "wall_seconds")
         },
@@ -154,7 +238,8 @@ def main(argv=None) -> int:
         "after": summarise(after),
         "eval_seconds_per_model": round(eval_seconds, 1),
     }
-    print(json.dumps(report, indent=1))
+    report["before_rows"], report["after_rows"] = before, after
+    print(json.dumps({k: v for k, v in report.items() if not k.endswith("_rows")}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0

@@ -95,6 +95,31 @@ def test_clips_follow_an_object_through_known_frames_and_absent_frames_are_empty
     assert seen_absent
 
 
+def test_end_clips_start_near_an_end_and_run_past_it(labelset):
+    data = read_labelset(labelset, holdout=0.0)
+    clips = LabelSetClips(data, INPUT, num_frames=4, augment=False, end_clips=1.0)
+    crossed = 0
+    for index in range(40):
+        clip = clips.batch(index)
+        lead = clip.masks[0].flatten(1).any(-1)
+        if clip.frame_keys[0][0] == 1:  # "other": one frame, no end inside it
+            assert len(clip.frame_keys) == 1
+            continue
+        # visible where prompted, absent on the last frame: the clip ran past the end
+        assert bool(lead[0]) and not bool(lead[-1]), (clip.frame_keys, lead)
+        crossed += 1
+    assert crossed >= 20
+    plain = LabelSetClips(data, INPUT, num_frames=4, augment=False, end_clips=0.0)
+    ends = [bool(plain.batch(i).masks[0, -1].any()) for i in range(40)]
+    assert any(ends)  # without end clips, many clips stay inside their object
+
+
+def test_end_clips_outside_zero_to_one_are_refused(labelset):
+    data = read_labelset(labelset, holdout=0.0)
+    with pytest.raises(ValueError, match=r"end_clips \(1.5\) must be between 0 and 1"):
+        LabelSetClips(data, INPUT, end_clips=1.5)
+
+
 def test_stored_prompts_reach_the_clip_in_network_pixels(labelset):
     data = read_labelset(labelset, holdout=0.0)
     clips = LabelSetClips(data, INPUT, num_frames=1, objects_per_clip=1, augment=False)
