@@ -43,14 +43,17 @@ def predicted_volume(session, obj_id: int, shape) -> np.ndarray:
 def repropagate(session, obj_id: int, frame: int) -> None:
     """Re-propagate from a corrected frame up to the confirmed frames (as the annotator does)."""
     frames = {obj_id: set(session.confirmed_frames[obj_id])}
-    for segment in correction_segments([frame], frames, "both"):
+    absent = {f for f in frames[obj_id] if not session.results[f].masks[obj_id].any()}
+    for segment in correction_segments([frame], frames, "both", absent):
         for _ in session.propagate(segment.direction, segment.start, segment.stop):
             pass
 
 
-def effort(image, truth, obj_id, *, learn: bool, target, max_corrections, seconds, work) -> dict:
+def effort(
+    image, truth, obj_id, *, learn: bool, target, max_corrections, seconds, steps, work, model_name
+) -> dict:
     """Corrections needed for ``obj_id`` to reach ``target`` volume Dice (None: not reached)."""
-    model = load_model(DEFAULT_MODEL, device="cpu")
+    model = load_model(model_name, device="cpu")
     session = PropagationSession(model, image, axis=0)
     labelset = LabelSet.create(work / f"set-{obj_id}-{int(learn)}") if learn else None
     areas = truth.sum(axis=(1, 2))
@@ -75,7 +78,10 @@ def effort(image, truth, obj_id, *, learn: bool, target, max_corrections, second
             labelset.add(image[frame], labels, complete=True, source=source)
             began = time.perf_counter()
             try:
-                learn_now(session, model, labelset, source="volume", seconds=seconds, device="cpu")
+                learn_now(
+                    session, model, labelset, source="volume", seconds=seconds, steps=steps,
+                    device="cpu",
+                )  # fmt: skip
             except ValueError as error:  # FinetuneDataError: nothing to learn from (named)
                 failures.append(f"correction {len(trace)}: {error}")
                 repropagate(session, obj_id, frame)
@@ -102,6 +108,11 @@ def main(argv=None) -> int:
     parser.add_argument("--target", type=float, default=0.9)
     parser.add_argument("--max-corrections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0, help="learn-now budget")
+    parser.add_argument("--steps", type=int, default=None, help="learn-now steps (first wins)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="where each object starts (a name or a file)"
+    )
+    parser.add_argument("--arms", default="plain,learn", help="plain, learn or both")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -123,11 +134,12 @@ def main(argv=None) -> int:
     for obj_id in chosen:
         truth = sample.labels == obj_id
         row = {"id": obj_id}
-        for learn in (False, True):
+        for learn in [arm == "learn" for arm in args.arms.split(",")]:
             began = time.perf_counter()
             row["learn" if learn else "plain"] = effort(
                 sample.image, truth, obj_id, learn=learn, target=args.target,
-                max_corrections=args.max_corrections, seconds=args.seconds, work=work,
+                max_corrections=args.max_corrections, seconds=args.seconds, steps=args.steps,
+                work=work, model_name=args.model,
             )  # fmt: skip
             row["learn" if learn else "plain"]["wall_seconds"] = round(
                 time.perf_counter() - began, 1
@@ -141,7 +153,8 @@ def main(argv=None) -> int:
         return float(np.mean(capped)), sum(c is None for c in counts)
 
     report = {
-        "model": DEFAULT_MODEL,
+        "model": str(args.model),
+        "learn_steps": args.steps,
         "volume": {"kind": "tissue_volume", "shape": shape, "seed": args.seed},
         "target_dice": args.target,
         "max_corrections": args.max_corrections,
@@ -149,7 +162,7 @@ def main(argv=None) -> int:
         "objects": rows,
         "summary": {
             arm: dict(zip(("mean_corrections", "not_reached"), mean_corrections(arm), strict=True))
-            for arm in ("plain", "learn")
+            for arm in args.arms.split(",")
         },
     }
     print(json.dumps(report["summary"], indent=1))

@@ -84,3 +84,18 @@ def test_learn_now_trains_the_object_score_on_absent_corrections(tmp_path):
     changed = [k for k, v in head.state_dict().items() if not torch.equal(v, before[k])]
     assert changed, "the object-score head must have learned"
     assert sorted(session.confirmed_frames[1]) == [PRESENT, *ABSENT]  # replayed
+
+
+def test_replay_starts_where_a_confirmed_object_is_present(tmp_path):
+    from napari_samed2.learn_now import confirmed_masks, replay_confirmed
+
+    model = load_model(tiny_base(tmp_path / "tiny.safetensors"), device="cpu")
+    volume, disk = _volume()
+    session = PropagationSession(model, volume, axis=0)
+    session.add_mask(2, 1, disk)
+    session.correct(0, 1, np.zeros_like(disk))  # "absent" on a frame before the prompt
+    masks = confirmed_masks(session)
+    order = [result.frame for result in replay_confirmed(session, masks)]
+    # forward from the present frame, then backward through frame 1 to the absent frame 0
+    assert order == [2, 3, 4, 5, 1, 0]
+    assert sorted(session.confirmed_frames[1]) == [0, 2]

@@ -333,14 +333,19 @@ def replay_confirmed(
     session, masks: Mapping[int, Mapping[int, np.ndarray]], direction: str = "both"
 ) -> Iterable:
     """Forget what ``session`` learned (objects, memories, bank; cached features stay), give
-    it the confirmed ``masks`` again and propagate; yields each propagated `FrameResult`."""
+    it the confirmed ``masks`` again and propagate; yields each propagated `FrameResult`.
+
+    Propagation starts on the earliest frame where a confirmed object is present, not on an
+    earlier frame confirmed empty: tracking from "absent" would lose the objects on the frames
+    up to the next confirmed mask."""
     session.reset(bank=True)
     calls = replay_calls(session, masks)
     if not calls:
         return
     for call in calls:
         call()
-    yield from session.propagate(direction)
+    present = [f for frames in masks.values() for f, mask in frames.items() if np.any(mask)]
+    yield from session.propagate(direction, start=min(present) if direction == "both" else None)
 
 
 def learn_now(

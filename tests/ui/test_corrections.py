@@ -58,3 +58,23 @@ def test_correction_segments_stop_before_the_next_confirmed_frame():
     assert correction_segments([2], confirmed, "backward") == [Segment("backward", 2, None)]
     # neighbours confirmed on both sides: nothing to re-run
     assert correction_segments([7], {1: {6, 7, 8}}, "both") == []
+
+
+def test_a_segment_toward_a_present_frame_runs_from_it_not_from_absent():
+    from napari_samed2.labelset import Segment, correction_segments
+
+    confirmed = {1: {2, 7, 12}}  # 7 corrected to "absent"; 2 and 12 show the object
+    assert correction_segments([7], confirmed, "both", absent=[7]) == [
+        Segment("backward", start=12, stop=8),
+        Segment("forward", start=2, stop=6),
+    ]
+    # past the last confirmed frame, "absent" carries on from the correction as before
+    assert correction_segments([12], {1: {2, 12}}, "forward", absent=[12]) == [
+        Segment("forward", 12, None)
+    ]
+    # absent on both sides: nothing to bring back, so the correction leads
+    assert correction_segments([7], {1: {2, 7}}, "backward", absent=[2, 7]) == [
+        Segment("backward", start=7, stop=3)
+    ]
+    # a confirmed neighbour: nothing between them to re-run
+    assert correction_segments([7], {1: {6, 7}}, "backward", absent=[7]) == []

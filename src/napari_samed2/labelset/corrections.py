@@ -162,27 +162,45 @@ class PendingCorrections:
 
 
 def correction_segments(
-    corrected: list[int], confirmed: dict[int, set[int]], direction: str
+    corrected: list[int],
+    confirmed: dict[int, set[int]],
+    direction: str,
+    absent: Iterable[int] = (),
 ) -> list[Segment]:
     """Propagation segments that re-run the frames after corrections.
 
     From each corrected frame, in ``direction`` ("forward", "backward" or "both"), up to but
     not including the next frame the user confirmed (for any object), so confirmed frames are
     never recomputed. ``confirmed`` must already contain the corrected frames.
+
+    A frame in ``absent`` (its corrections all say "the object is not here") does not start
+    a segment toward a confirmed frame that is not absent too: that segment runs from the
+    confirmed frame toward the absent one instead. Tracking carries an object on; it rarely
+    brings back one it has lost, so propagating away from "absent" toward a frame where the
+    object is present would erase it on the frames between.
     """
     if direction not in ("both", "forward", "backward"):
         raise ValueError(f"direction must be 'both', 'forward' or 'backward', got {direction!r}")
+    absent = set(absent)
     anchors = sorted(set().union(*confirmed.values())) if confirmed else sorted(corrected)
     segments = []
     for frame in corrected:
         if direction in ("forward", "both"):
             later = [f for f in anchors if f > frame]
-            stop = (later[0] - 1) if later else None
-            if stop is None or stop > frame:
-                segments.append(Segment("forward", start=frame, stop=stop))
+            if later and frame in absent and later[0] not in absent:
+                if later[0] - 1 > frame:
+                    segments.append(Segment("backward", start=later[0], stop=frame + 1))
+            else:
+                stop = (later[0] - 1) if later else None
+                if stop is None or stop > frame:
+                    segments.append(Segment("forward", start=frame, stop=stop))
         if direction in ("backward", "both"):
             earlier = [f for f in anchors if f < frame]
-            stop = (earlier[-1] + 1) if earlier else None
-            if stop is None or stop < frame:
-                segments.append(Segment("backward", start=frame, stop=stop))
+            if earlier and frame in absent and earlier[-1] not in absent:
+                if earlier[-1] + 1 < frame:
+                    segments.append(Segment("forward", start=earlier[-1], stop=frame - 1))
+            else:
+                stop = (earlier[-1] + 1) if earlier else None
+                if stop is None or stop < frame:
+                    segments.append(Segment("backward", start=frame, stop=stop))
     return segments

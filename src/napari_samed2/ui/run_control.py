@@ -121,8 +121,11 @@ class RunControl:
         steps: list = []
         accepted = []
         confirmed = state.confirmed()
+        present: set[int] = set()
         for frame, obj_id in pairs:
             mask = writer.frame(frame) == obj_id
+            if mask.any():
+                present.add(frame)
             if obj_id in session.object_ids:
                 steps.append(Call(_bind(session.correct, frame, obj_id, mask), write=()))
             elif mask.any():
@@ -133,7 +136,9 @@ class RunControl:
                 continue  # erased an object the model never knew: nothing to teach it
             accepted.append(AcceptedFrame(state.image.name, frame, obj_id, mask))
             confirmed.setdefault(obj_id, set()).add(frame)
-        steps += correction_segments(sorted({frame for frame, _ in pairs}), confirmed, direction)
+        corrected = sorted({frame for frame, _ in pairs})
+        absent = [frame for frame in corrected if frame not in present]
+        steps += correction_segments(corrected, confirmed, direction, absent)
         self.start("correction", state, steps, protected=confirmed, accepted=pairs)
         self._widget.accepted.emit(accepted)
 
