@@ -44,6 +44,7 @@ DTYPES = {
     str(dtype).removeprefix("torch."): dtype
     for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 }
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def default_directory() -> Path:
@@ -68,6 +69,57 @@ class EncoderIdentity:
 
     def describe(self) -> dict:
         return {**asdict(self), "format_version": FORMAT_VERSION}
+
+
+@dataclass(frozen=True)
+class Level:
+    """dtype, shape ``(1, C, H, W)`` and memory format of one feature level.
+
+    The memory format (the encoder gives some levels channels-last strides) is restored on
+    reading: it decides which kernels run on the features next, and so the last bits of the
+    results (with bf16, whole mask pixels).
+    """
+
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+    memory_format: str = "contiguous"
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor) -> Level:
+        channels_last = (
+            tensor.dim() == 4
+            and not tensor.is_contiguous()
+            and tensor.is_contiguous(memory_format=torch.channels_last)
+        )
+        return cls(
+            tensor.dtype, tuple(tensor.shape), "channels_last" if channels_last else "contiguous"
+        )
+
+    def describe(self) -> list:
+        return [str(self.dtype).removeprefix("torch."), list(self.shape), self.memory_format]
+
+    @classmethod
+    def parse(cls, item) -> Level:
+        """A level from `describe`'s list as read from a file (ValueError if unsound)."""
+        if (
+            not isinstance(item, list)
+            or len(item) != 3
+            or item[0] not in DTYPES
+            or not isinstance(item[1], list)
+            or len(item[1]) != 4
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in item[1])
+            or item[1][0] != 1
+            or item[2] not in MEMORY_FORMATS
+        ):
+            raise ValueError(
+                f"layout level {item!r} is not [dtype, [1, C, H, W], memory format] with dtype "
+                f"one of {sorted(DTYPES)} and memory format one of {sorted(MEMORY_FORMATS)}"
+            )
+        return cls(DTYPES[item[0]], tuple(item[1]), item[2])
+
+    def restore(self, tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """``tensor`` (as read) on ``device`` in this level's memory format."""
+        return tensor.to(device).contiguous(memory_format=MEMORY_FORMATS[self.memory_format])
 
 
 class DiskFeatures:
@@ -103,7 +155,7 @@ class DiskFeatures:
         self.levels = int(net.num_feature_levels)
         self._identity: EncoderIdentity | None = None
         self._positions: list[torch.Tensor] | None = None
-        self._layout: list[tuple[torch.dtype, tuple[int, ...]]] | None = None
+        self._layout: list[Level] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -141,21 +193,26 @@ class DiskFeatures:
 
     def load(self, frames: FrameSource, group: list[int]) -> dict[int, FrameFeatures] | None:
         """``group``'s features from the store, on the session's device, or None."""
-        positions = self._read_positions()
-        if positions is None:
+        known = self._read_positions()
+        if known is None:
             return None
+        layout, positions = known
         expected = {
-            f"{i}.{level}": self._layout[level]
+            f"{i}.{level}": (layout[level].dtype, layout[level].shape)
             for i in range(len(group))
             for level in range(self.levels)
         }
         found = self.store.read(self.group_key(frames, group), expected)
         if found is None:
             return None
+        self.store.touch(self.positions_key())  # used with every entry: last to be evicted
         tensors, _ = found
         return {
             frame: FrameFeatures(
-                maps=[tensors[f"{i}.{level}"].to(self.device) for level in range(self.levels)],
+                maps=[
+                    layout[level].restore(tensors[f"{i}.{level}"], self.device)
+                    for level in range(self.levels)
+                ],
                 pos_maps=positions,
             )
             for i, frame in enumerate(group)
@@ -165,8 +222,7 @@ class DiskFeatures:
         self, frames: FrameSource, group: list[int], features: dict[int, FrameFeatures]
     ) -> None:
         """Queue ``group``'s freshly encoded ``features`` for writing (in the background)."""
-        first = features[group[0]]
-        self._learn_layout(first)
+        self._learn_layout(features[group[0]])
         tensors = {
             f"{i}.{level}": features[frame].maps[level].detach().to("cpu")
             for i, frame in enumerate(group)
@@ -178,7 +234,9 @@ class DiskFeatures:
             "region": json.dumps(list(frames.region)),
             "model": json.dumps(self.identity.describe()),
         }
-        self.store.write_later(self.group_key(frames, group), tensors, metadata)
+        positions = self.positions_key()
+        self.store.write_later(self.group_key(frames, group), tensors, metadata, keep=[positions])
+        self.store.touch(positions)
 
     def region(self, frames: FrameSource) -> StoredRegion:
         """The store as one frame source's encoder sees it (`FrameEncoder`'s ``stored``)."""
@@ -190,10 +248,11 @@ class DiskFeatures:
 
     # -- positional encodings and layout ---------------------------------------------------
 
-    def _read_positions(self) -> list[torch.Tensor] | None:
+    def _read_positions(self) -> tuple[list[Level], list[torch.Tensor]] | None:
+        """The features' layout and the positional encodings (on the device), or None."""
         with self._lock:
             if self._positions is not None:
-                return self._positions
+                return self._layout, self._positions
         key = self.positions_key()
         if key not in self.store:
             return None
@@ -202,19 +261,23 @@ class DiskFeatures:
             return None
         tensors, metadata = found
         try:
-            layout = _parse_layout(metadata.get("layout", ""), self.levels)
-            positions = _check_positions(tensors, layout)
+            layout = _parse_levels(metadata.get("layout", ""), self.levels)
+            position_levels = _parse_levels(metadata.get("positions", ""), self.levels)
+            positions = _check_positions(tensors, position_levels, layout)
         except ValueError as error:
             self.store.discard(key, f"not a sound positions entry ({error})")
             return None
         with self._lock:
             if self._positions is None:
                 self._layout = layout
-                self._positions = [p.to(self.device) for p in positions]
-            return self._positions
+                self._positions = [
+                    level.restore(pos, self.device)
+                    for level, pos in zip(position_levels, positions, strict=True)
+                ]
+            return self._layout, self._positions
 
     def _learn_layout(self, features: FrameFeatures) -> None:
-        layout = [(m.dtype, tuple(m.shape)) for m in features.maps]
+        layout = [Level.of(m) for m in features.maps]
         with self._lock:
             if self._layout == layout:
                 return
@@ -228,10 +291,10 @@ class DiskFeatures:
             self._layout, self._positions = layout, list(features.pos_maps)
         key = self.positions_key()
         tensors = {f"pos.{i}": p.detach().to("cpu") for i, p in enumerate(features.pos_maps)}
-        described = [[str(dtype).removeprefix("torch."), list(shape)] for dtype, shape in layout]
         metadata = {
             "entry": "positions",
-            "layout": json.dumps(described),
+            "layout": json.dumps([level.describe() for level in layout]),
+            "positions": json.dumps([Level.of(p).describe() for p in features.pos_maps]),
             "model": json.dumps(self.identity.describe()),
         }
         self.store.write_later(key, tensors, metadata)
@@ -256,38 +319,26 @@ def _digest(payload: dict) -> str:
     return hashlib.blake2b(text.encode(), digest_size=32).hexdigest()
 
 
-def _parse_layout(text: str, levels: int) -> list[tuple[torch.dtype, tuple[int, ...]]]:
-    """The features' dtypes and shapes recorded in a positions entry (ValueError if unsound)."""
+def _parse_levels(text: str, levels: int) -> list[Level]:
+    """Levels recorded in a positions entry's metadata (ValueError if unsound)."""
     described = json.loads(text)
     if not isinstance(described, list) or len(described) != levels:
         raise ValueError(f"layout {text!r} does not describe {levels} feature levels")
-    layout = []
-    for item in described:
-        if (
-            not isinstance(item, list)
-            or len(item) != 2
-            or item[0] not in DTYPES
-            or not isinstance(item[1], list)
-            or len(item[1]) != 4
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in item[1])
-            or item[1][0] != 1
-        ):
-            raise ValueError(
-                f"layout level {item!r} is not [dtype, [1, C, H, W]] with dtype one of "
-                f"{sorted(DTYPES)}"
-            )
-        layout.append((DTYPES[item[0]], tuple(item[1])))
-    return layout
+    return [Level.parse(item) for item in described]
 
 
-def _check_positions(tensors: dict[str, torch.Tensor], layout) -> list[torch.Tensor]:
-    names = [f"pos.{level}" for level in range(len(layout))]
+def _check_positions(
+    tensors: dict[str, torch.Tensor], levels: list[Level], layout: list[Level]
+) -> list[torch.Tensor]:
+    names = [f"pos.{level}" for level in range(len(levels))]
     if sorted(tensors) != sorted(names):
         raise ValueError(f"tensors {sorted(tensors)}, expected {names}")
     positions = [tensors[name] for name in names]
-    for level, (pos, (_, shape)) in enumerate(zip(positions, layout, strict=True)):
-        if pos.dim() != 4 or pos.shape[0] != 1 or tuple(pos.shape[2:]) != shape[2:]:
-            raise ValueError(f"pos.{level} has shape {tuple(pos.shape)}, features {shape}")
-        if pos.dtype not in DTYPES.values():
-            raise ValueError(f"pos.{level} is {pos.dtype}, expected one of {sorted(DTYPES)}")
+    for name, pos, level, features in zip(names, positions, levels, layout, strict=True):
+        if (pos.dtype, tuple(pos.shape)) != (level.dtype, level.shape):
+            raise ValueError(
+                f"{name} is {pos.dtype} {tuple(pos.shape)}, recorded {level.dtype} {level.shape}"
+            )
+        if level.shape[2:] != features.shape[2:]:
+            raise ValueError(f"{name} has shape {level.shape}, its features {features.shape}")
     return positions

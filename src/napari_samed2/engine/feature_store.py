@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +129,10 @@ class FeatureStore:
         self._count(hits=1)
         return tensors, metadata
 
+    def touch(self, key: str) -> None:
+        """Record a use of entry ``key`` without reading it (none: nothing happens)."""
+        _touch(self.path(key))
+
     def discard(self, key: str, why: str) -> None:
         """Delete entry ``key``, logging ``why`` as a warning (a reader found it unsound)."""
         self._reject(self.path(key), why)
@@ -146,8 +150,15 @@ class FeatureStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, key: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]):
-        """Write entry ``key`` now (atomically), then evict down to ``max_bytes``.
+    def write(
+        self,
+        key: str,
+        tensors: Mapping[str, torch.Tensor],
+        metadata: Mapping[str, str],
+        keep: Collection[str] = (),
+    ) -> None:
+        """Write entry ``key`` now (atomically), then evict down to ``max_bytes`` (sparing the
+        entries ``keep`` names, which the writer still needs).
 
         ``metadata`` gets the format, its version and ``key``; an entry larger than the whole
         bound is not written.
@@ -162,10 +173,14 @@ class FeatureStore:
         write_bytes_atomic(path, data)
         _touch(path)
         self._count(written=1, bytes_written=len(data))
-        self.evict()
+        self.evict(keep)
 
     def write_later(
-        self, key: str, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+        self,
+        key: str,
+        tensors: Mapping[str, torch.Tensor],
+        metadata: Mapping[str, str],
+        keep: Collection[str] = (),
     ) -> None:
         """`write` in a background thread (at most `PENDING_WRITES` queued: a caller faster
         than the disk waits here). A failed write is logged, never raised: it is only a cache."""
@@ -174,11 +189,12 @@ class FeatureStore:
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="samed2-feature-writer")
             self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(self._writer.submit(self._write_quietly, key, tensors, metadata))
+            work = self._writer.submit(self._write_quietly, key, tensors, metadata, keep)
+            self._pending.append(work)
 
-    def _write_quietly(self, key, tensors, metadata) -> None:
+    def _write_quietly(self, key, tensors, metadata, keep) -> None:
         try:
-            self.write(key, tensors, metadata)
+            self.write(key, tensors, metadata, keep)
         except (OSError, ValueError, RuntimeError) as error:
             logger.warning("feature cache: could not write %s: %s", self.path(key), error)
         finally:
@@ -224,17 +240,20 @@ class FeatureStore:
         """Bytes of all entries in the folder now."""
         return sum(size for _, size, _ in self.entries())
 
-    def evict(self) -> int:
-        """Delete least recently used entries until the rest fit ``max_bytes``; also remove
-        temporary files that crashed writers left (older than an hour). Returns how many
-        entries were deleted."""
+    def evict(self, keep: Collection[str] = ()) -> int:
+        """Delete least recently used entries (but those ``keep`` names) until the rest fit
+        ``max_bytes``; also remove temporary files that crashed writers left (older than an
+        hour). Returns how many entries were deleted."""
         self._remove_stale_temporaries()
         entries = self.entries()
         total = sum(size for _, size, _ in entries)
+        spared = {self.path(key) for key in keep}
         deleted = 0
         for path, size, _ in entries:
             if total <= self.max_bytes:
                 break
+            if path in spared:
+                continue
             path.unlink(missing_ok=True)
             total -= size
             deleted += 1

@@ -92,13 +92,18 @@ def _architecture(net: SAM2Base, modules: dict[str, torch.nn.Module]) -> str:
     described = {"num_feature_levels": int(net.num_feature_levels)}
     for prefix, module in modules.items():
         for name, sub in module.named_modules(prefix=prefix):
-            plain = {}
-            for key, value in sorted(vars(sub).items()):
-                if key.startswith("_") or key == "training":
-                    continue
-                try:
-                    plain[key] = json.loads(json.dumps(value))
-                except (TypeError, ValueError):  # tensors, modules, caches: not plain
-                    continue
+            plain = {
+                key: value
+                for key, value in sorted(vars(sub).items())
+                if not key.startswith("_") and key != "training" and _is_plain(value)
+            }
             described[name] = [type(sub).__qualname__, plain]
     return json.dumps(described, sort_keys=True)
+
+
+def _is_plain(value) -> bool:
+    """Numbers, text, None and sequences of them: settings, not state (tensors, modules and
+    caches, such as the positional encoding's, which fills as it is used, are left out)."""
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float, str))
