@@ -441,8 +441,8 @@ class PropagationSession:
 
     def _flipped_session(self, image: np.ndarray) -> PropagationSession:
         other = PropagationSession(
-            self._model, image, axis=0, options=self.options, rgb=self.frames.rgb,
-            non_overlap=False, connected=False, flips=False,
+            self._model, image, axis=0, options=self.options, settings=self.settings,
+            rgb=self.frames.rgb, non_overlap=False, connected=False, flips=False,
         )  # fmt: skip
         other._blank.reported = True  # the same image: this session warns for it
         return other
