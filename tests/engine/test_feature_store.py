@@ -151,6 +151,18 @@ def test_background_writes_are_all_on_disk_after_close(tmp_path):
     assert torch.equal(store.read(keys[7])[0]["0.0"], _tensors(7.0)["0.0"])
 
 
+def test_failed_background_writes_warn_once_and_raise_nothing(tmp_path, caplog):
+    (tmp_path / "taken").write_text("x")  # a file where the folder should be made
+    store = FeatureStore(tmp_path / "taken" / "features", 10**6)
+    with caplog.at_level(logging.WARNING, logger="napari_samed2.engine.feature_store"):
+        for key in (KEY_A, KEY_B, KEY_C):
+            store.write_later(key, _tensors(), {})
+        store.close()
+    assert store.counts.failed == 3 and store.counts.written == 0
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "could not write" in warned[0].getMessage()
+
+
 def test_bad_keys_folders_and_bounds_are_refused(tmp_path):
     store = FeatureStore(tmp_path, 10)
     for key in ("../" + "a" * 61, "A" * 64, "a" * 63):

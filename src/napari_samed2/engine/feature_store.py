@@ -43,14 +43,16 @@ class StoreError(ValueError):
 
 @dataclass
 class StoreCounts:
-    """What a store did since it was opened (reads that found an entry, entries rejected as
-    corrupt or stale, entries and bytes written, entries evicted)."""
+    """What a store did since it was opened (reads that found an entry or not, entries
+    rejected as corrupt or stale, entries and bytes written, background writes that failed,
+    entries evicted)."""
 
     hits: int = 0
     misses: int = 0
     rejected: int = 0
     written: int = 0
     bytes_written: int = 0
+    failed: int = 0
     evicted: int = 0
 
 
@@ -196,7 +198,10 @@ class FeatureStore:
         try:
             self.write(key, tensors, metadata, keep)
         except (OSError, ValueError, RuntimeError) as error:
-            logger.warning("feature cache: could not write %s: %s", self.path(key), error)
+            # once per store: a full disk or a read-only folder fails every write alike
+            level = logging.DEBUG if self.counts.failed else logging.WARNING
+            self._count(failed=1)
+            logger.log(level, "feature cache: could not write %s: %s", self.path(key), error)
         finally:
             self._slots.release()
 
