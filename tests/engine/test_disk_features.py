@@ -223,13 +223,21 @@ def test_features_of_the_wrong_shape_are_recomputed(small_net, encoded_images, c
     assert "holding 1.2 as torch.float32 (1, 64, 8, 16)" in caplog.text
 
 
-def test_a_foreign_positions_entry_is_recomputed(small_net, encoded_images, caplog):
+@pytest.mark.parametrize(
+    "layout",
+    [
+        '[["int64", [1, 2, 3, 4]]]',  # a level count and dtype the model does not have
+        '[[["float32"], [1, 8, 64, 64], {}], [], 3]',  # values of the wrong types
+        "not json",
+    ],
+)
+def test_a_foreign_positions_entry_is_recomputed(small_net, encoded_images, caplog, layout):
     stack = float_stack()
     first, session = run(small_net, stack)
     disk = session.disk_cache
     key = disk.positions_key()
     entry, metadata = disk.store.read(key)
-    disk.store.write(key, entry, {**metadata, "layout": '[["int64", [1, 2, 3, 4]]]'})
+    disk.store.write(key, entry, {**metadata, "layout": layout})
     encoded_images["images"] = 0
     with caplog.at_level(logging.WARNING):
         second, _ = run(small_net, stack)

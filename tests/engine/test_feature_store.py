@@ -64,6 +64,12 @@ def test_a_truncated_entry_is_deleted_and_reported_missing(tmp_path, caplog):
     _bad_entry_is_rejected(store, KEY_A, caplog, words=("not a readable safetensors",))
 
 
+def test_a_file_larger_than_the_bound_is_rejected_unread(tmp_path, caplog):
+    store = FeatureStore(tmp_path, 1000)
+    store.path(KEY_A).write_bytes(b"\0" * 1001)
+    _bad_entry_is_rejected(store, KEY_A, caplog, words=("1001 bytes, more than the bound",))
+
+
 def test_bytes_that_are_not_safetensors_are_rejected(tmp_path, caplog):
     store = FeatureStore(tmp_path, 10**6)
     store.path(KEY_A).parent.mkdir(exist_ok=True)

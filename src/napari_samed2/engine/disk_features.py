@@ -104,11 +104,13 @@ class Level:
         if (
             not isinstance(item, list)
             or len(item) != 3
+            or not isinstance(item[0], str)
             or item[0] not in DTYPES
             or not isinstance(item[1], list)
             or len(item[1]) != 4
             or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in item[1])
             or item[1][0] != 1
+            or not isinstance(item[2], str)
             or item[2] not in MEMORY_FORMATS
         ):
             raise ValueError(

@@ -104,12 +104,16 @@ class FeatureStore:
         """The entry ``key``'s tensors (on the CPU) and metadata, or None.
 
         None when there is no such entry, and when the file is not a sound entry for
-        ``key`` (then it is logged as a warning and deleted): unreadable or truncated, not
-        this format or version, metadata naming another key, or tensors other than
-        ``expected`` (name to dtype and shape; None: any).
+        ``key`` (then it is logged as a warning and deleted): larger than the bound (no entry
+        is written so), unreadable or truncated, not this format or version, metadata naming
+        another key, or tensors other than ``expected`` (name to dtype and shape; None: any).
         """
         path = self.path(key)
         try:
+            size = path.stat().st_size
+            if size > self.max_bytes:  # not read into memory
+                self._count(misses=1)
+                return self._reject(path, f"{size} bytes, more than the bound {self.max_bytes}")
             data = path.read_bytes()
         except FileNotFoundError:
             self._count(misses=1)
