@@ -268,6 +268,16 @@ def test_the_disk_cache_can_be_turned_off(small_net, encoded_images, feature_cac
         SessionSettings(disk_cache_bytes=-1)
 
 
+def test_an_unusable_cache_folder_is_logged_and_segmenting_goes_on(small_net, tmp_path, caplog):
+    (tmp_path / "taken").write_text("x")
+    with caplog.at_level(logging.WARNING):
+        masks, session = run(
+            small_net, float_stack(), settings=SessionSettings(disk_cache_dir=tmp_path / "taken")
+        )
+    assert session.disk_cache is None and masks[3].any()
+    assert "no disk cache of features this session" in caplog.text and "is a file" in caplog.text
+
+
 def test_the_bound_holds_while_a_stack_is_encoded(small_net, tmp_path):
     stack = float_stack()
     _, session = run(small_net, stack, settings=SessionSettings(disk_cache_dir=tmp_path))

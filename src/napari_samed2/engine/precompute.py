@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..model import LoadedModel
+from .disk_features import default_directory
+from .feature_store import FeatureStore
 from .session import PropagationSession
 from .settings import SessionSettings
 
@@ -74,6 +76,8 @@ def precompute_features(
     ------
     ValueError
         If ``settings`` turn the disk cache off (``disk_cache_bytes=0``).
+    StoreError
+        If the cache folder cannot be one (a file is in its place); also a `ValueError`.
     """
     settings = settings or SessionSettings()
     if not settings.disk_cache_bytes:
@@ -81,6 +85,8 @@ def precompute_features(
             "settings.disk_cache_bytes is 0 (no disk cache): there is nowhere to keep the "
             "features; give a bound in bytes > 0"
         )
+    # StoreError here (a session would only log it and go on without the disk)
+    FeatureStore(settings.disk_cache_dir or default_directory(), int(settings.disk_cache_bytes))
     # nothing kept in memory: every batch goes to disk and is dropped
     settings = dataclasses.replace(settings, cache_bytes=0, prefetch=False)
     session = PropagationSession(model, data, axis, settings=settings, rgb=rgb, position=position)

@@ -3,6 +3,7 @@ all reading the same data and sharing one feature cache in memory and one on dis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import torch
@@ -10,11 +11,13 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from ..model import has_temporal_adapter
 from .disk_features import DiskFeatures, default_directory
-from .feature_store import FeatureStore
+from .feature_store import FeatureStore, StoreError
 from .features import CacheView, FeatureCache, FrameEncoder
 from .frames import FrameSource, ModelInput
 from .settings import SessionSettings
 from .tracking import ObjectTrack
+
+logger = logging.getLogger(__name__)
 
 Region = tuple[int, int, int, int]  # (row0, col0, row1, col1)
 
@@ -57,12 +60,15 @@ class RegionEncoders:
         self.pairs = settings.pair_encoding or has_temporal_adapter(net)
         self.disk: DiskFeatures | None = None
         if settings.disk_cache_bytes:
-            store = FeatureStore(
-                settings.disk_cache_dir or default_directory(), int(settings.disk_cache_bytes)
-            )
-            self.disk = DiskFeatures(
-                store, net, model_input, device=device, dtype=dtype, pairs=self.pairs
-            )
+            folder = settings.disk_cache_dir or default_directory()
+            try:
+                store = FeatureStore(folder, int(settings.disk_cache_bytes))
+            except StoreError as error:  # only a cache: segmenting goes on without it
+                logger.warning("no disk cache of features this session: %s", error)
+            else:
+                self.disk = DiskFeatures(
+                    store, net, model_input, device=device, dtype=dtype, pairs=self.pairs
+                )
         self.frames = self.frame_source(region)
         self.cache = FeatureCache(settings.cache_bytes)
         self.encoder = self.frame_encoder(self.frames, self.cache)
