@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-from napari_samed2.engine import PropagationSession
+from napari_samed2.engine import PropagationSession, SessionSettings
 from napari_samed2.model import build_model, sam2_config
 
 CLICK = (500, 420)  # row, col
@@ -62,7 +62,10 @@ def _predictor(net, image) -> tuple[float, float]:
 
 def _ours(net, image, **options) -> tuple[float, float]:
     started = time.perf_counter()
-    session = PropagationSession(net, image, **options)
+    # no disk cache: every repeat encodes, as the predictor does
+    session = PropagationSession(
+        net, image, settings=SessionSettings(disk_cache_bytes=0), **options
+    )
     session.add_points(0, 1, [CLICK], [1])
     first = time.perf_counter() - started
     started = time.perf_counter()

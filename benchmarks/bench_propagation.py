@@ -95,6 +95,12 @@ def make_nets(config: dict, seed: int = 0):
 # -- jobs ---------------------------------------------------------------------------------------
 
 
+def encoder_settings(**changes) -> SessionSettings:
+    """Session settings without the on-disk feature cache: every job runs the encoder, as the
+    predictor does (benchmarks/bench_reopen.py measures the cache)."""
+    return SessionSettings(disk_cache_bytes=0, **changes)
+
+
 def run_predictor(predictor, folder: Path, frames: int) -> dict:
     row, col = prompt_point(folder)
     start = time.perf_counter()
@@ -116,8 +122,9 @@ def run_session(net, folder: Path, frames: int, memory: str, settings=None) -> d
     # sam2 mode with sam2's own output: no temporal connectivity filter (one object: no
     # overlaps to resolve either)
     session = PropagationSession(
-        net, JpegStack(folder), memory=memory, settings=settings, connected=memory != "sam2"
-    )
+        net, JpegStack(folder), memory=memory, settings=settings or encoder_settings(),
+        connected=memory != "sam2",
+    )  # fmt: skip
     session.add_points(0, 1, [[row, col]], [1])
     masks, first = {}, None
     for result in session.propagate("forward", stop=frames - 1):
@@ -159,7 +166,9 @@ def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
         "predictor": lambda: run_predictor(predictor, folder, frames),
         "sam2": lambda: run_session(net, folder, frames, "sam2"),
         "selective": lambda: run_session(net, folder, frames, "selective"),
-        "serial": lambda: run_session(net, folder, frames, "sam2", SessionSettings(prefetch=False)),
+        "serial": lambda: run_session(
+            net, folder, frames, "sam2", encoder_settings(prefetch=False)
+        ),
     }
     # Interleaved repeats, median per job: the CPU is shared, so load drifts during a run.
     runs: dict[str, list[dict]] = {name: [] for name in jobs}
@@ -225,7 +234,9 @@ def peak_worker(args) -> None:
     else:
         row, col = prompt_point(folder)
         start = time.perf_counter()
-        session = PropagationSession(net, JpegStack(folder), memory=args.impl)
+        session = PropagationSession(
+            net, JpegStack(folder), memory=args.impl, settings=encoder_settings()
+        )
         session.add_points(0, 1, [[row, col]], [1])
         first = None
         for _ in session.propagate("forward", stop=args.track - 1):

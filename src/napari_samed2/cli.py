@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop parts of a propagated mask that do not touch the object's mask on the frame "
         "before (default: the model profile's choice: on for samed2-nano, off for SAM2 models)",
     )
+    propagate.add_argument(
+        "--disk-cache",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read and keep the stack's image features in the on-disk cache (default on; see "
+        "samed2 encode)",
+    )
     propagate.set_defaults(func=_propagate)
     for command in (models, fetch, demo, propagate):
         add_verbosity_option(command)
@@ -155,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_finetune import register as register_finetune
 
     register_finetune(commands)
+    from .cli_encode import register as register_encode
+
+    register_encode(commands)
     try:
         from .train.commands import add_evaluate_parser, add_train_parser
     except ImportError:  # training extras not importable: the other commands still work
@@ -217,7 +227,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _propagate(args: argparse.Namespace) -> int:
     from .cli_prompts import parse_prompt
-    from .engine import FrameSource, PropagationSession, SessionOptions
+    from .engine import FrameSource, PropagationSession, SessionOptions, SessionSettings
     from .model import load_model
     from .pipeline import choose_axes, segment_stack
     from .stack_files import (
@@ -268,8 +278,12 @@ def _propagate(args: argparse.Namespace) -> int:
         axis=axes.axis,
         position=axes.position,
         options=options.resolved(model.profile),
+        settings=SessionSettings() if args.disk_cache else SessionSettings(disk_cache_bytes=0),
     )
-    segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
+    try:
+        segmentation = segment_stack(session, prompts, args.direction, on_frame=report)
+    finally:
+        session.close()  # finishes writing features to the disk cache
     print(file=sys.stderr)
     write_labels(args.out, segmentation.labels)
     if args.confidence:

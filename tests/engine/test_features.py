@@ -33,9 +33,8 @@ def test_bounded_cache_limits_memory_and_still_gives_identical_masks(small_net, 
     one_frame = full.encoder.features(0).nbytes
     from napari_samed2.engine import SessionSettings
 
-    tight = PropagationSession(
-        small_net, frames, memory="sam2", settings=SessionSettings(cache_bytes=3 * one_frame)
-    )
+    memory_only = SessionSettings(cache_bytes=3 * one_frame, disk_cache_bytes=0)
+    tight = PropagationSession(small_net, frames, memory="sam2", settings=memory_only)
     for session in (full, tight):
         session.add_points(0, 1, [[32, 20]], [1])
     for a, b in zip(full.propagate("forward"), tight.propagate("forward"), strict=True):

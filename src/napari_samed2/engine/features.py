@@ -2,6 +2,8 @@
 
 Frames are encoded in pairs ``(2k, 2k+1)``: a temporal adapter then sees true neighbours, and
 the pair is the same whichever direction propagation runs, so results do not depend on it.
+Features come from the in-memory cache first, then from the disk cache (`disk_features`),
+then from the encoder, whose output goes to both.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from sam2.modeling.sam2_base import SAM2Base
@@ -126,6 +129,14 @@ class CacheView:
         self.shared.put((self.region, frame), features)
 
 
+class StoredFeatures(Protocol):
+    """Where encoded batches persist (`disk_features.StoredRegion`)."""
+
+    def load(self, group: list[int]) -> dict[int, FrameFeatures] | None: ...
+
+    def save(self, group: list[int], features: dict[int, FrameFeatures]) -> None: ...
+
+
 class FrameEncoder:
     """Runs a network's image encoder on frames, in pairs, through a `FeatureCache`.
 
@@ -145,6 +156,15 @@ class FrameEncoder:
         Encode ``(2k, 2k+1)`` together (required for nets with a temporal adapter).
     prefetch : bool
         Allow `prefetch` to encode a pair in a background thread.
+    stored : StoredFeatures, optional
+        Read before encoding a pair, written after (features on disk); None: memory only.
+
+    Attributes
+    ----------
+    encoder_calls : int
+        Batches run through the encoder.
+    stored_loads : int
+        Batches read from ``stored`` instead.
     """
 
     def __init__(
@@ -157,6 +177,7 @@ class FrameEncoder:
         dtype: torch.dtype,
         pairs: bool = True,
         prefetch: bool = False,
+        stored: StoredFeatures | None = None,
     ):
         self.net = net
         self.load = load
@@ -165,7 +186,9 @@ class FrameEncoder:
         self.device = device
         self.dtype = dtype
         self.pairs = pairs
+        self.stored = stored
         self.encoder_calls = 0  # batches run through the encoder (tests and benchmarks read it)
+        self.stored_loads = 0
         self._pos_maps: list[torch.Tensor] | None = None
         self._pending: dict[int, Future] = {}
         self.prefetch_enabled = prefetch
@@ -188,7 +211,7 @@ class FrameEncoder:
         if future is not None:
             encoded = future.result()
         else:
-            encoded = self._encode(self.group(frame))
+            encoded = self._obtain(self.group(frame))
         return encoded[frame]
 
     def prefetch(self, frame: int) -> None:
@@ -200,7 +223,7 @@ class FrameEncoder:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="samed2-encoder")
-        self._pending[key] = self._pool.submit(self._encode_in_thread, self.group(frame))
+        self._pending[key] = self._pool.submit(self._obtain_in_thread, self.group(frame))
 
     def close(self) -> None:
         for future in self._pending.values():
@@ -210,8 +233,23 @@ class FrameEncoder:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def _encode_in_thread(self, frames: list[int]) -> dict[int, FrameFeatures]:
-        return self._encode(frames)  # (inference mode is per thread: _encode enters it)
+    def _obtain_in_thread(self, frames: list[int]) -> dict[int, FrameFeatures]:
+        return self._obtain(frames)  # (inference mode is per thread: _obtain enters it)
+
+    @torch.inference_mode()
+    def _obtain(self, frames: list[int]) -> dict[int, FrameFeatures]:
+        """``frames``' features from the disk cache, else from the encoder (then stored)."""
+        if self.stored is not None:
+            loaded = self.stored.load(frames)
+            if loaded is not None:
+                self.stored_loads += 1
+                for frame, feats in loaded.items():
+                    self.cache.put(frame, feats)
+                return loaded
+        encoded = self._encode(frames)
+        if self.stored is not None:
+            self.stored.save(frames, encoded)
+        return encoded
 
     @torch.inference_mode()
     def _encode(self, frames: list[int]) -> dict[int, FrameFeatures]:

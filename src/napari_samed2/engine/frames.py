@@ -9,6 +9,7 @@ Multiscale (pyramid) images are segmented on their full-resolution level.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -211,6 +212,7 @@ class FrameSource:
         # frame -> why it has no contrast; filled as frames are read (by several threads when
         # prefetching: dict assignment is atomic, readers copy it)
         self._constant: dict[int, str] = {}
+        self._hashes: dict[int, str] = {}  # frame -> content_hash (same threading rule)
 
     def __len__(self) -> int:
         return self.num_frames
@@ -294,6 +296,31 @@ class FrameSource:
         if finite.size == 0 or finite.min() == finite.max():
             why = "all NaN" if finite.size == 0 else f"constant ({finite.flat[0]})"
             self._constant[frame] = why
+
+    def content_hash(self, frame: int) -> str:
+        """A digest of everything that makes ``frame``'s model input, before resizing.
+
+        blake2b of the raw frame (its region) with its dtype and shape, and the scaling: the
+        (low, high) `intensity_range` for non-uint8 data, ``/255`` for uint8. Remembered per
+        frame (the data is not expected to change under a source, as for the feature cache).
+        Reading the frame also notes it when it is blank, as `model_input` does.
+
+        Returns
+        -------
+        str
+            64 hexadecimal digits.
+        """
+        known = self._hashes.get(frame)
+        if known is not None:
+            return known
+        raw = np.ascontiguousarray(self.read(frame))
+        self._note_if_constant(frame, raw)
+        scaling = "/255" if self.dtype == np.uint8 else repr(self.intensity_range())
+        digest = hashlib.blake2b(digest_size=32)
+        digest.update(f"{raw.dtype.str}|{raw.shape}|{self.rgb}|{scaling}|".encode())
+        digest.update(raw.reshape(-1).view(np.uint8))
+        self._hashes[frame] = digest.hexdigest()
+        return self._hashes[frame]
 
     # -- model input -----------------------------------------------------------------------
 

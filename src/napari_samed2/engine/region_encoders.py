@@ -1,18 +1,23 @@
 """Frame sources and feature encoders per region: the session's view and each object's zoom,
-all reading the same data and sharing one feature cache."""
+all reading the same data and sharing one feature cache in memory and one on disk."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from ..model import has_temporal_adapter
+from .disk_features import DiskFeatures, default_directory
+from .feature_store import FeatureStore, StoreError
 from .features import CacheView, FeatureCache, FrameEncoder
 from .frames import FrameSource, ModelInput
 from .settings import SessionSettings
 from .tracking import ObjectTrack
+
+logger = logging.getLogger(__name__)
 
 Region = tuple[int, int, int, int]  # (row0, col0, row1, col1)
 
@@ -28,7 +33,7 @@ class RegionEncoders:
     device, dtype
         Where and in which precision the encoders run.
     settings : SessionSettings
-        Percentiles, cache size, pair encoding and prefetch.
+        Percentiles, cache sizes (memory and disk), pair encoding and prefetch.
     source : dict
         ``data``, ``axis``, ``rgb`` and ``position`` for every `FrameSource`.
     region : (row0, col0, row1, col1) or None
@@ -52,6 +57,18 @@ class RegionEncoders:
         self.settings = settings
         self._source = source
         self.sources: list[FrameSource] = []  # the session's and the zooms'
+        self.pairs = settings.pair_encoding or has_temporal_adapter(net)
+        self.disk: DiskFeatures | None = None
+        if settings.disk_cache_bytes:
+            folder = settings.disk_cache_dir or default_directory()
+            try:
+                store = FeatureStore(folder, int(settings.disk_cache_bytes))
+            except StoreError as error:  # only a cache: segmenting goes on without it
+                logger.warning("no disk cache of features this session: %s", error)
+            else:
+                self.disk = DiskFeatures(
+                    store, net, model_input, device=device, dtype=dtype, pairs=self.pairs
+                )
         self.frames = self.frame_source(region)
         self.cache = FeatureCache(settings.cache_bytes)
         self.encoder = self.frame_encoder(self.frames, self.cache)
@@ -79,8 +96,9 @@ class RegionEncoders:
             cache=cache,
             device=self.device,
             dtype=self.dtype,
-            pairs=self.settings.pair_encoding or has_temporal_adapter(self.net),
+            pairs=self.pairs,
             prefetch=self.settings.prefetch,
+            stored=self.disk.region(frames) if self.disk is not None else None,
         )
 
     def encoder_for(self, region: Region) -> FrameEncoder:
@@ -107,7 +125,10 @@ class RegionEncoders:
         return list(unique.values())
 
     def close(self) -> None:
-        """Stop every encoder's prefetch thread (if any) and drop cached features."""
+        """Stop every encoder's prefetch thread (if any), finish writing features to disk and
+        drop the features cached in memory."""
         for encoder in (self.encoder, *self.zooms.values()):
             encoder.close()
+        if self.disk is not None:
+            self.disk.close()
         self.cache.clear()

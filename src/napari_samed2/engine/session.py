@@ -55,6 +55,10 @@ class PropagationSession:
         SAM 2 network with default options gives ``SAM2VideoPredictor``'s masks and the nano
         model its measured tricks. Change them later with `set_options`.
     settings : SessionSettings, optional
+        Memory knobs, feature caches, pair encoding, prefetch. Encoded frames persist in an
+        on-disk cache (10 GiB by default, `SessionSettings.disk_cache_bytes`; 0 turns it off),
+        so a later session on the same frames, model and precision skips the encoder; `close`
+        finishes its writes.
     bank : LongTermBank, optional
         A long-term bank to use (and update unless frozen); a new empty one by default.
     rgb, position
@@ -72,6 +76,8 @@ class PropagationSession:
         The options in force, every default filled in from ``profile``.
     profile : ModelProfile
         The model's profile.
+    disk_cache : DiskFeatures or None
+        The on-disk feature cache (``disk_cache.store``: its folder, bound and counts).
     """
 
     def __init__(
@@ -114,6 +120,7 @@ class PropagationSession:
         )  # fmt: skip
         self.frames, self.cache = self._encoders.frames, self._encoders.cache
         self.encoder = self._encoders.encoder
+        self.disk_cache = self._encoders.disk  # None with settings.disk_cache_bytes=0
         self._blank = BlankFrames(self._encoders.sources, self.frames.num_frames)
         mem = self.settings.memory
         self.tracker = FrameTracker(
@@ -192,7 +199,8 @@ class PropagationSession:
         return self._objects.region_of(obj_id)
 
     def close(self) -> None:
-        """Stop the prefetch threads (if any) and drop cached features."""
+        """Stop the prefetch threads (if any), finish writing encoded frames to the disk cache
+        and drop the features cached in memory."""
         for other in (self._flipped or {}).values():
             other.close()
         self._encoders.close()
@@ -433,8 +441,8 @@ class PropagationSession:
 
     def _flipped_session(self, image: np.ndarray) -> PropagationSession:
         other = PropagationSession(
-            self._model, image, axis=0, options=self.options, rgb=self.frames.rgb,
-            non_overlap=False, connected=False, flips=False,
+            self._model, image, axis=0, options=self.options, settings=self.settings,
+            rgb=self.frames.rgb, non_overlap=False, connected=False, flips=False,
         )  # fmt: skip
         other._blank.reported = True  # the same image: this session warns for it
         return other

@@ -1,9 +1,12 @@
-"""Settings of a propagation session: the selective memory's knobs and the feature cache size
-(the user's choices, the gate among them, are `options.SessionOptions`)."""
+"""Settings of a propagation session: the selective memory's knobs and the feature caches'
+sizes (the user's choices, the gate among them, are `options.SessionOptions`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+
+DISK_CACHE_BYTES = 10 * 1024**3
 
 
 @dataclass
@@ -81,6 +84,15 @@ class SessionSettings:
         run on the current frame (measured faster on 2 CPU cores: docs/benchmarks.md).
     percentiles : tuple of float
         Lower/upper percentiles for the intensity normalisation of non-uint8 data.
+    disk_cache_bytes : int
+        Upper bound of the on-disk feature cache in bytes (10 GiB; 0 turns it off). Encoded
+        frames are written there and read back by any later session on the same frames,
+        model, precision and region, so reopening a stack skips the encoder
+        (`disk_features`). The bound holds for the whole folder, least recently used entries
+        evicted.
+    disk_cache_dir : path, optional
+        The folder of the on-disk cache; default ``$NAPARI_SAMED2_FEATURES``, else
+        ``features`` in the cache folder (`disk_features.default_directory`).
     """
 
     memory: MemorySettings = field(default_factory=MemorySettings)
@@ -88,10 +100,17 @@ class SessionSettings:
     pair_encoding: bool = True
     prefetch: bool = True
     percentiles: tuple[float, float] = (0.5, 99.5)
+    disk_cache_bytes: int = DISK_CACHE_BYTES
+    disk_cache_dir: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         if int(self.cache_bytes) < 0:
             raise ValueError(f"cache_bytes must be >= 0, got {self.cache_bytes!r}")
+        if isinstance(self.disk_cache_bytes, bool) or int(self.disk_cache_bytes) < 0:
+            raise ValueError(
+                f"disk_cache_bytes must be a number of bytes >= 0 (0: no disk cache), got "
+                f"{self.disk_cache_bytes!r}"
+            )
         low, high = self.percentiles
         if not 0.0 <= low < high <= 100.0:
             raise ValueError(

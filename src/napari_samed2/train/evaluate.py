@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import synthetic
-from ..engine import MemoryMode, PropagationSession
+from ..engine import MemoryMode, PropagationSession, SessionSettings
 from ..synthetic import corrupt_frames
 from .baselines import random_walker_from_clicks, watershed_from_clicks
 from .clips import scale_intensity
@@ -222,7 +222,7 @@ def _zoomed_masks(model, image, clicks, memory="selective", motion=False) -> dic
     its own (as `_run_stack` does).
     """
     stack = image if image.ndim == 3 else image[None]
-    session = PropagationSession(model, stack, axis=0, memory=memory, zoom=True, motion=motion)
+    session = _session(model, stack, memory=memory, zoom=True, motion=motion)
     masks = {}
     if image.ndim == 2:
         for obj_id, (frame, row, col) in clicks.items():
@@ -265,7 +265,7 @@ def _run_2d(model, sample, kind, index, baselines, zoom=False) -> list[ObjectSco
         clicks[obj_id] = (int(y), int(x))
     scores = []
     started = time.perf_counter()
-    session = PropagationSession(model, sample.image, axis=0, memory="selective")
+    session = _session(model, sample.image, memory="selective")
     for obj_id, (row, col) in clicks.items():
         session.add_points(0, obj_id, [[row, col]], [1])
     # scored once every object is clicked, as a user sees them (each pixel goes to one object)
@@ -315,9 +315,7 @@ def _run_stack(model, sample, kind, index, baselines, suite, memory="selective",
         return []
     started = time.perf_counter()
     # a time-lapse is tracked as the widget tracks one (its T axis): the mask follows motion
-    session = PropagationSession(
-        model, sample.image, axis=0, memory=memory, motion=sample.kind == "timelapse"
-    )
+    session = _session(model, sample.image, memory=memory, motion=sample.kind == "timelapse")
     predicted = {}
     # One object at a time, as a user prompts it: the session keeps the encoded frames between
     # objects, and the reset (bank included) keeps one object's memories out of another's.
@@ -374,7 +372,7 @@ def _run_small(model, sample, kind, index, baselines, zoom=True) -> list[ObjectS
         ids = sorted(int(i) for i in rng.choice(ids, SMALL_MAX_OBJECTS, replace=False))
     truths = {i: labels == i for i in ids}
     scores = []
-    session = PropagationSession(model, sample.image, axis=0, memory="selective")
+    session = _session(model, sample.image, memory="selective")
     clicks = {}
     for obj_id in ids:
         x, y = centre_click(truths[obj_id]).coords[0].astype(int)
@@ -400,3 +398,11 @@ RUNNERS = {
     "small": _run_small,
     "memory": _run_memory,
 }
+
+
+def _session(model, image, **choices) -> PropagationSession:
+    """A session on a synthetic stack, without the on-disk feature cache: evaluation stacks
+    are seen once, and would evict the user's stacks from it."""
+    return PropagationSession(
+        model, image, axis=0, settings=SessionSettings(disk_cache_bytes=0), **choices
+    )

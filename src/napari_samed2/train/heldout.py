@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import PropagationSession
+from ..engine import PropagationSession, SessionSettings
 from .labelset_data import LabelSetData, SourceObject
 from .metrics import dice
 from .prompts import centre_click
@@ -63,7 +63,12 @@ class HeldOutDice:
         frames = self.data.sources[source]
         if self.keep_features and source in self._sessions:
             return self._sessions[source]
-        session = PropagationSession(model, frames.images, axis=0, rgb=frames.rgb)
+        # no disk cache: the encoder's weights may be learning, and keep_features already
+        # keeps the features of a frozen one
+        session = PropagationSession(
+            model, frames.images, axis=0, rgb=frames.rgb,
+            settings=SessionSettings(disk_cache_bytes=0),
+        )  # fmt: skip
         if self.keep_features:
             self._sessions[source] = session
         return session
