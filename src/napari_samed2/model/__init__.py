@@ -36,6 +36,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "available_devices",
             "check_precision",
             "compute_dtype",
+            "default_precision",
             "resolve_device",
         ],
         "download": [
@@ -72,6 +73,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "TemporalAdapter",
             "adapter_parameters",
             "has_temporal_adapter",
+        ],
+        "precision": [
+            "Calibration",
         ],
         "profile": [
             "ModelProfile",

@@ -9,7 +9,9 @@ import torch
 from .errors import DeviceUnavailableError, InvalidDeviceError, UnsupportedPrecisionError
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-PRECISION_CHOICES = (None, "fp32", "bf16")  # None: the device's default (bf16 on CUDA)
+# None: the device's default (bf16 on CUDA, fp32 elsewhere); "auto": measured once per machine
+# and architecture (`model.precision`)
+PRECISION_CHOICES = (None, "auto", "fp32", "bf16")
 
 
 def available_devices() -> list[str]:
@@ -68,21 +70,40 @@ def check_precision(precision: object) -> None:
     if not isinstance(precision, (str, type(None))) or precision not in PRECISION_CHOICES:
         raise UnsupportedPrecisionError(
             f"precision {precision!r} is not supported; expected one of {PRECISION_CHOICES} "
-            "(None: bf16 on CUDA, fp32 elsewhere)"
+            "(None: bf16 on CUDA, fp32 elsewhere; auto: the faster one that keeps the masks, "
+            "measured on this machine)"
         )
 
 
+def default_precision(device: torch.device, precision: str | None = None) -> str:
+    """``"fp32"`` or ``"bf16"``: ``precision`` itself, or the device's default for ``None``
+    (bf16 on CUDA, fp32 on CPU and MPS).
+
+    Raises
+    ------
+    UnsupportedPrecisionError
+        An unknown value, or ``"auto"``: it needs a measurement (`model.precision.choose`).
+    """
+    check_precision(precision)
+    if precision == "auto":
+        raise UnsupportedPrecisionError(
+            "precision 'auto' is chosen by measuring the network (model.precision.choose); "
+            "expected 'fp32', 'bf16' or None here"
+        )
+    if precision is None:
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 def compute_dtype(device: torch.device, precision: str | None = None) -> torch.dtype:
-    """The dtype networks compute in on ``device``.
+    """The dtype networks compute in on ``device``: `default_precision` as a torch dtype.
 
     bfloat16 autocast on CUDA, float32 on CPU and MPS unless ``precision="bf16"`` is asked for.
     """
-    check_precision(precision)
-    if precision == "fp32":
-        return torch.float32
-    if precision == "bf16" or device.type == "cuda":
-        return torch.bfloat16
-    return torch.float32
+    return DTYPES[default_precision(device, precision)]
+
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
