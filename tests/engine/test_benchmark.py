@@ -1,17 +1,22 @@
-"""The propagation benchmark runs in CI-sized mode (correctness only; no timing assertions)."""
+"""The benchmarks run in CI-sized mode (correctness only; no timing assertions)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "bench_propagation.py"
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_benchmark_ci_mode_runs_and_sam2_mode_matches(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_propagation", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("bench_propagation")
     report = module.main(["--ci", "--threads", "1", "--workdir", str(tmp_path)])
     (run,) = report["runs"]
     assert run["frames_compared"] == 6
@@ -19,3 +24,9 @@ def test_benchmark_ci_mode_runs_and_sam2_mode_matches(tmp_path):
     assert 0.0 < run["mask_coverage"] < 1.0
     for key in ("predictor_s", "sam2_mode_s", "selective_s", "repropagation_speedup_selective"):
         assert run[key] > 0
+
+
+def test_memory_attention_benchmark_runs_and_both_sides_agree():
+    row = _script("bench_memory_attention").run(size=128, frames=3, repeats=1)
+    assert row["max_abs_difference"] < 1e-4
+    assert row["sam2_ms"] > 0 and row["kept_keys_ms"] > 0 and row["tokens_per_memory"] == 64

@@ -60,7 +60,9 @@ def _propagate(model, video, memory, key_bytes):
 
 @pytest.mark.parametrize("memory", ["sam2", "selective"])
 @pytest.mark.parametrize("which", ["sam2.1-tiny", "samed2-nano"])
-def test_kept_memory_keys_give_the_same_logits_and_masks(which, memory, sam21_net, nano, disk_video):
+def test_kept_memory_keys_give_the_same_logits_and_masks(
+    which, memory, sam21_net, nano, disk_video
+):
     model = sam21_net if which == "sam2.1-tiny" else nano
     _, plain_logits, plain_masks = _propagate(model, disk_video, memory, key_bytes=0)
     session, logits, masks = _propagate(model, disk_video, memory, key_bytes=2**30)

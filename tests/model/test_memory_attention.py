@@ -85,9 +85,9 @@ def test_kept_keys_give_sam2s_memory_attention_as_the_slots_move(net):
         # next frame: the same memories one slot further back, a new one nearest, a new
         # current frame; the kept keys must take the new temporal encodings
         new_curr, new_pos, new_frames, _, _ = _inputs(net, [net.num_maskmem - 1], seed=1)
-        moved = [frames[0]] + [
-            MemoryFrame(f.features, f.pos_enc, f.t_pos - 1) for f in frames[2:]
-        ] + [MemoryFrame(new_frames[0].features, frames[0].pos_enc, net.num_maskmem - 1)]  # fmt: skip
+        newest = MemoryFrame(new_frames[0].features, frames[0].pos_enc, net.num_maskmem - 1)
+        older = [MemoryFrame(f.features, f.pos_enc, f.t_pos - 1) for f in frames[2:]]
+        moved = [frames[0], *older, newest]
         second = _ours(net, new_curr, new_pos, moved, ptrs, ptr_pos, scope)
         expected_second = _sam2s(net, new_curr, new_pos, moved, ptrs, ptr_pos)
         uncached = _ours(net, new_curr, new_pos, moved, ptrs, ptr_pos, None)
