@@ -13,3 +13,16 @@ def tiny_config():
     from napari_samed2.model import small_config
 
     return small_config()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def exact_precision_by_default():
+    """Tests compare numbers computed in fp32: load_model's CPU default ("auto", which picks
+    bf16 on CPUs with bf16 units and writes its measurement to the user's cache) is pinned to
+    fp32 here. tests/model/test_precision.py checks "auto" and the default itself."""
+    from napari_samed2.model.device import DEFAULT_PRECISION
+
+    patch = pytest.MonkeyPatch()
+    patch.setitem(DEFAULT_PRECISION, "cpu", "fp32")
+    yield
+    patch.undo()

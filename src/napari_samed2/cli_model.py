@@ -13,6 +13,7 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default=None,
-        help="compute precision (default: bf16 on CUDA, fp32 elsewhere); auto: bf16 where it "
-        "is measured faster here and keeps the masks (measured once, remembered in the cache)",
+        help="compute precision (default: bf16 on CUDA, auto on CPU, fp32 on MPS); auto: bf16 "
+        "where it is measured faster on this machine and keeps the masks, else fp32 (measured "
+        "once per model size, remembered in the cache); fp32: exact",
     )

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from napari_samed2.model import (
+    DEFAULT_PRECISION,
     UnsupportedPrecisionError,
     build_model,
     check_precision,
-    default_precision,
     load_model,
+    requested_precision,
     small_config,
 )
 from napari_samed2.model import precision as auto
@@ -137,9 +138,15 @@ def test_load_model_records_the_precision(monkeypatch, tmp_path, measured):
     assert (tmp_path / auto.CALIBRATION_FILE).is_file()
     exact = load_model("samed2-nano", device="cpu", precision="fp32", progressbar=False)
     assert (exact.precision, exact.precision_text, exact.calibration) == ("fp32", "fp32", None)
-    default = load_model("samed2-nano", device="cpu", progressbar=False)
-    assert default.dtype == torch.float32 and default.calibration is None
     assert measured["timed"] == 1  # only "auto" measures
+
+
+def test_the_cpu_default_is_auto(monkeypatch, tmp_path, measured):
+    monkeypatch.setitem(DEFAULT_PRECISION, "cpu", "auto")  # tests/conftest.py pins fp32
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    default = load_model("samed2-nano", device="cpu", progressbar=False)
+    assert default.calibration is not None and default.calibration.from_cache is False
+    assert default.precision == "bf16" and measured["timed"] == 1
 
 
 def test_precision_values():
@@ -147,6 +154,10 @@ def test_precision_values():
         check_precision(value)
     with pytest.raises(UnsupportedPrecisionError, match="'fp16'"):
         check_precision("fp16")
-    assert default_precision(CPU) == "fp32" and default_precision(torch.device("cuda")) == "bf16"
-    with pytest.raises(UnsupportedPrecisionError, match="measuring"):
-        default_precision(CPU, "auto")
+    monkeypatch = pytest.MonkeyPatch()
+    with monkeypatch.context() as patch:
+        patch.setitem(DEFAULT_PRECISION, "cpu", "auto")
+        assert requested_precision(CPU) == "auto"
+    assert requested_precision(torch.device("cuda")) == "bf16"
+    assert requested_precision(torch.device("mps")) == "fp32"
+    assert requested_precision(CPU, "fp32") == "fp32"

@@ -35,8 +35,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "autocast",
             "available_devices",
             "check_precision",
+            "DEFAULT_PRECISION",
             "compute_dtype",
-            "default_precision",
+            "requested_precision",
             "resolve_device",
         ],
         "download": [

@@ -13,7 +13,7 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from .build import build_model
 from .checkpoint import LoadReport, fit_state_dict, infer_spec, read_checkpoint, spec_from_metadata
-from .device import DTYPES, check_precision, default_precision, resolve_device
+from .device import check_precision, compute_dtype, requested_precision, resolve_device
 from .download import fetch_weights
 from .errors import CheckpointError, CheckpointNotFoundError, UnknownModelError
 from .precision import Calibration, choose
@@ -90,10 +90,12 @@ def load_model(
         Registry name whose architecture a local file uses, when it cannot be inferred
         (e.g. ``"medsam2"`` for a 512-px SAM2.1-T file).
     precision : {None, "auto", "fp32", "bf16"}
-        Compute dtype; default bf16 on CUDA, fp32 elsewhere. ``"auto"``: bf16 where it is
-        measurably faster on this machine and keeps the masks, else fp32 (measured on first
-        use per device and architecture, remembered in the cache folder; see
-        `model.precision`). Checked before any weights are read or downloaded.
+        Compute dtype. ``"auto"``: bf16 where it is measured faster on this machine (by
+        `model.precision.SPEEDUP_NEEDED`) and its masks match fp32's, else fp32; measured on
+        first use per device and architecture (seconds), remembered in the cache folder (see
+        `model.precision`). ``None``: the device's default (`device.DEFAULT_PRECISION`: bf16
+        on CUDA, auto on CPU, fp32 on MPS). ``"fp32"`` is exact. Checked before any weights
+        are read or downloaded.
 
     Raises
     ------
@@ -129,11 +131,11 @@ def load_model(
         raise type(error)(f"{path}: {error}") from error
     net = net.to(torch_device).eval()
     calibration = None
-    if precision == "auto":
+    if requested_precision(torch_device, precision) == "auto":
         calibration = choose(net, torch_device, config, spec.preprocessing)
-        dtype = DTYPES[calibration.precision]
+        dtype = compute_dtype(torch_device, calibration.precision)
     else:
-        dtype = DTYPES[default_precision(torch_device, precision)]
+        dtype = compute_dtype(torch_device, precision)
     logger.info(
         "loaded model %s from %s on %s (%s%s)",
         spec.name,

@@ -273,7 +273,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _time_encoder(net: SAM2Base, image: torch.Tensor, device: torch.device) -> tuple[float, float]:
-    """Median encoder pass in fp32 and in bf16, ms (bf16 ``inf`` if autocast fails here)."""
+    """Median encoder pass in fp32 and in bf16, ms (bf16 ``inf`` if autocast fails here).
+
+    Passes alternate, so that a slow spell of the machine hits both. The repeats stop early
+    when a pair shows bf16 no faster at all (CPUs without bf16 units run it several times
+    slower: more passes would only make the first load longer) or after `TIME_BUDGET_S`.
+    """
 
     def one_pass(precision: str) -> float:
         with torch.inference_mode(), autocast(device, DTYPES[precision]):
@@ -289,12 +294,12 @@ def _time_encoder(net: SAM2Base, image: torch.Tensor, device: torch.device) -> t
         one_pass("bf16")
     except RuntimeError as error:  # bf16 autocast not implemented for this device/op
         logger.warning("bf16 autocast failed on %s; precision='auto' uses fp32: %s", device, error)
-        return statistics.median([one_pass("fp32")]), float("inf")
+        return one_pass("fp32"), float("inf")
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(REPEATS):
-        for precision in times:  # interleaved: a slow spell of the machine hits both
+        for precision in times:
             times[precision].append(one_pass(precision))
-        if time.perf_counter() - begun > TIME_BUDGET_S:
+        if times["bf16"][-1] >= times["fp32"][-1] or time.perf_counter() - begun > TIME_BUDGET_S:
             break
     return statistics.median(times["fp32"]), statistics.median(times["bf16"])
 

@@ -31,7 +31,7 @@ from .messages import plain_message
 from .panels import shrinkable
 
 BROWSE = "Local checkpoint…"
-# shown -> load_model's precision; "default" is bf16 on CUDA, fp32 elsewhere
+# shown -> load_model's precision; "default" is bf16 on CUDA, auto on CPU, fp32 on MPS
 PRECISIONS = {"default": None, "auto": "auto", "fp32": "fp32", "bf16": "bf16"}
 
 
@@ -65,10 +65,10 @@ class ModelPicker(QWidget):
         self.precision_combo = shrinkable(QComboBox(), 5)
         self.precision_combo.addItems(list(PRECISIONS))
         self.precision_combo.setToolTip(
-            "default: bf16 on CUDA, fp32 elsewhere. auto: bf16 where it is measured faster on "
-            "this machine and gives the same masks (a few seconds on the first load of a model "
-            "size, then remembered). fp32: exact. bf16: faster on GPUs and CPUs with bf16 units, "
-            "slower elsewhere"
+            "default: bf16 on CUDA, auto on CPU, fp32 on Apple MPS. auto: bf16 where it is "
+            "measured faster on this machine and gives the same masks, else fp32 (measured on "
+            "the first load of a model size, seconds, then remembered). fp32: exact. bf16: "
+            "faster on GPUs and CPUs with bf16 units, several times slower on other CPUs"
         )
         self.load_button = QPushButton("Load model")
         self.status = QLabel("no model loaded")
