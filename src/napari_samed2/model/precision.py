@@ -116,11 +116,11 @@ def choose(
     """
     path = Path(directory or cache_dir()) / CALIBRATION_FILE
     key = calibration_key(device, config, int(net.image_size))
-    weights = weights_fingerprint(net)
     records = _read(path)
     record = records.get(key)
-    if record is not None and (record["bf16_ms"] * SPEEDUP_NEEDED > record["fp32_ms"]):
+    if record is not None and not _faster(record):
         return _decide(record, None, from_cache=True)
+    weights = weights_fingerprint(net)  # only where bf16 is faster: the masks decide
     if record is not None and weights in record["masks"]:
         return _decide(record, record["masks"][weights], from_cache=True)
 
@@ -131,7 +131,7 @@ def choose(
         fp32_ms, bf16_ms = _time_encoder(net, image, device)
         record = {"fp32_ms": fp32_ms, "bf16_ms": bf16_ms, "masks": {}}
     min_iou = None
-    if record["bf16_ms"] * SPEEDUP_NEEDED <= record["fp32_ms"]:
+    if _faster(record):
         min_iou = mask_agreement(net, image, clicks, device, preprocessing)
         record["masks"][weights] = min_iou
     records[key] = record
@@ -311,11 +311,14 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
+def _faster(record: dict[str, Any]) -> bool:
+    return record["bf16_ms"] * SPEEDUP_NEEDED <= record["fp32_ms"]
+
+
 def _decide(record: dict[str, Any], min_iou: float | None, *, from_cache: bool) -> Calibration:
-    faster = record["bf16_ms"] * SPEEDUP_NEEDED <= record["fp32_ms"]
     keeps_masks = min_iou is not None and min_iou >= MIN_MASK_IOU
     return Calibration(
-        precision="bf16" if faster and keeps_masks else "fp32",
+        precision="bf16" if _faster(record) and keeps_masks else "fp32",
         fp32_ms=float(record["fp32_ms"]),
         bf16_ms=float(record["bf16_ms"]),
         min_iou=min_iou,
