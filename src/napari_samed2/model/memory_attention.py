@@ -192,18 +192,14 @@ def attend(
         if freqs is not None:
             query = _rotate(query, freqs)
 
-        # the temporal term of each slot: W_k tpos, rotated over the frame's positions
-        slot_keys: dict[int, torch.Tensor] = {}
+        slot_keys: dict[int, torch.Tensor] = {}  # t_pos -> its temporal term of the keys
         keys, values = [], []
         for frame, entry in zip(frames, entries, strict=True):
             key = entry.keys[index]
             if layer.pos_enc_at_cross_attn_keys:
                 if frame.t_pos not in slot_keys:
-                    slot = F.linear(tpos_enc[num_maskmem - frame.t_pos - 1].reshape(1, 1, -1),
-                                    attn.k_proj.weight)  # fmt: skip
-                    slot = attn._separate_heads(slot.expand(key.shape[0], tokens, -1),
-                                                attn.num_heads)  # fmt: skip
-                    slot_keys[frame.t_pos] = _rotate(slot, freqs) if freqs is not None else slot
+                    encoding = tpos_enc[num_maskmem - frame.t_pos - 1]
+                    slot_keys[frame.t_pos] = _slot_key(attn, encoding, key.shape[0], tokens, freqs)
                 key = key + slot_keys[frame.t_pos]
             keys.append(key)
             values.append(entry.values[index])
@@ -220,6 +216,20 @@ def attend(
         tgt2 = layer.linear2(layer.dropout(layer.activation(layer.linear1(tgt2))))
         output = output + layer.dropout3(tgt2)
     return attention.norm(output).transpose(0, 1)
+
+
+def _slot_key(
+    attn: Attention,
+    encoding: torch.Tensor,
+    batch: int,
+    tokens: int,
+    freqs: torch.Tensor | None,
+) -> torch.Tensor:
+    """A temporal slot's part of the keys, ``W_k tpos`` (no bias: the kept part has it) at
+    every position of a memory frame, rotary-encoded: ``(B, heads, tokens, head_dim)``."""
+    slot = F.linear(encoding.reshape(1, 1, -1), attn.k_proj.weight)
+    slot = attn._separate_heads(slot.expand(batch, tokens, -1), attn.num_heads)
+    return _rotate(slot, freqs) if freqs is not None else slot
 
 
 def _entries(
