@@ -213,7 +213,7 @@ def calibration_image(
     for obj_id in ids[np.argsort(-sizes)][:CLICKS]:
         depth = ndimage.distance_transform_edt(labels == obj_id)
         row, col = np.unravel_index(int(np.argmax(depth)), depth.shape)
-        clicks.append((col + 0.5, row + 0.5))
+        clicks.append((float(col) + 0.5, float(row) + 0.5))
     return image, clicks
 
 
