@@ -22,3 +22,16 @@ def feature_cache_folder(tmp_path_factory, monkeypatch):
     folder = tmp_path_factory.mktemp("features")
     monkeypatch.setenv("NAPARI_SAMED2_FEATURES", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def exact_precision_by_default():
+    """Tests compare numbers computed in fp32: load_model's CPU default ("auto", which picks
+    bf16 on CPUs with bf16 units and writes its measurement to the user's cache) is pinned to
+    fp32 here. tests/model/test_precision.py checks "auto" and the default itself."""
+    from napari_samed2.model.device import DEFAULT_PRECISION
+
+    patch = pytest.MonkeyPatch()
+    patch.setitem(DEFAULT_PRECISION, "cpu", "fp32")
+    yield
+    patch.undo()

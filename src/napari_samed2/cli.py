@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .cli_logging import add_verbosity_option, log_to_stderr
+from .cli_model import add_precision_option
 
 # Named, not __name__: run as ``python -m napari_samed2.cli`` this module is ``__main__``.
 logger = logging.getLogger("napari_samed2.cli")
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="samed2-demo", help="output folder (headless run)")
     demo.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint")
     demo.add_argument("--device", default=None, help="auto (default), cuda, mps or cpu")
+    add_precision_option(demo)
     demo.set_defaults(func=_demo)
 
     propagate = commands.add_parser(
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     propagate.add_argument("--model", default=DEFAULT_MODEL, help="registry name or checkpoint")
     propagate.add_argument("--device", default=None)
+    add_precision_option(propagate)
     propagate.add_argument(
         "--axis",
         type=int,
@@ -212,9 +215,9 @@ def _demo(args: argparse.Namespace) -> int:
     from . import demo
 
     if not args.headless and demo.has_display():
-        demo.open_viewer(args.model, args.device)
+        demo.open_viewer(args.model, args.device, precision=args.precision)
         return 0
-    result = demo.run_headless(args.out, args.model, args.device)
+    result = demo.run_headless(args.out, args.model, args.device, precision=args.precision)
     for obj_id, score in result.dice.items():
         print(f"object {obj_id}: Dice {score:.3f}")
     print(
@@ -267,7 +270,7 @@ def _propagate(args: argparse.Namespace) -> int:
                 f"{prompt.kind} prompt on frame {prompt.frame}: the input has frames "
                 f"0..{frames.num_frames - 1} along axis {axes.axis}"
             )
-    model = load_model(args.model, device=args.device)
+    model = load_model(args.model, device=args.device, precision=args.precision)
 
     def report(result, done, total):
         print(f"\rframe {result.frame:4d}  {done}/{total}", end="", file=sys.stderr, flush=True)

@@ -64,8 +64,11 @@ def has_display() -> bool:
     )
 
 
-def run_headless(out_dir: str | Path, model_name: str = DEFAULT_MODEL, device=None) -> DemoResult:
-    """Segment the demo volume headless and write labels, overlay and Dice."""
+def run_headless(
+    out_dir: str | Path, model_name: str = DEFAULT_MODEL, device=None, precision=None
+) -> DemoResult:
+    """Segment the demo volume headless and write labels, overlay and Dice (``device`` and
+    ``precision`` as `load_model` takes them)."""
     import tifffile
 
     from .atomic import atomic_path
@@ -77,7 +80,7 @@ def run_headless(out_dir: str | Path, model_name: str = DEFAULT_MODEL, device=No
     sample = demo_sample()
     prompts, truth_ids = demo_prompts(sample.labels)
     start = time.perf_counter()
-    model = load_model(model_name, device=device)
+    model = load_model(model_name, device=device, precision=precision)
     session = PropagationSession(model, sample.image, axis=0)
     propagate_start = time.perf_counter()
     segmentation = segment_stack(session, prompts, direction="both")
@@ -120,7 +123,7 @@ def write_overlay(path: Path, image, labels, truth, prompts) -> None:
         iio.imwrite(tmp, picture, extension=".png")
 
 
-def open_viewer(model_name: str = DEFAULT_MODEL, device=None):
+def open_viewer(model_name: str = DEFAULT_MODEL, device=None, precision=None):
     """Open napari with the demo volume, the widget, the model and a propagated object."""
     import napari
 
@@ -129,5 +132,5 @@ def open_viewer(model_name: str = DEFAULT_MODEL, device=None):
     sample = demo_sample()
     prompts, _ = demo_prompts(sample.labels, count=1)
     viewer = napari.Viewer(title="napari-samed2 demo")
-    show_demo(viewer, sample, prompts, model_name=model_name, device=device)
+    show_demo(viewer, sample, prompts, model_name=model_name, device=device, precision=precision)
     napari.run()

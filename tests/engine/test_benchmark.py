@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "bench_propagation.py"
-REOPEN = BENCHMARK.with_name("bench_reopen.py")
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_benchmark_ci_mode_runs_and_sam2_mode_matches(tmp_path):
-    spec = importlib.util.spec_from_file_location("bench_propagation", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("bench_propagation")
     report = module.main(["--ci", "--threads", "1", "--workdir", str(tmp_path)])
     (run,) = report["runs"]
     assert run["frames_compared"] == 6
@@ -26,10 +30,8 @@ def test_benchmark_ci_mode_runs_and_sam2_mode_matches(tmp_path):
 
 @pytest.mark.slow
 def test_reopen_benchmark_ci_mode_reads_the_cache_and_matches_the_predictor(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(REOPEN.parent))  # it imports bench_propagation
-    spec = importlib.util.spec_from_file_location("bench_reopen", REOPEN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports bench_propagation
+    module = _script("bench_reopen")
     report = module.main(
         ["--ci", "--size", "96", "--stacks", "2", "3", "--threads", "1", "--workdir", str(tmp_path)]
     )
@@ -41,3 +43,9 @@ def test_reopen_benchmark_ci_mode_reads_the_cache_and_matches_the_predictor(tmp_
         assert rows["ours-cold"]["encoded_images"] == 2 == rows["predictor"]["encoded_images"]
         assert all(row["first_frame_s"] > 0 for row in rows.values())
     assert report["hash_share_of_encoding"] > 0
+
+
+def test_memory_attention_benchmark_runs_and_both_sides_agree():
+    row = _script("bench_memory_attention").run(size=128, frames=3, repeats=1)
+    assert row["max_abs_difference"] < 1e-4
+    assert row["sam2_ms"] > 0 and row["kept_keys_ms"] > 0 and row["tokens_per_memory"] == 64

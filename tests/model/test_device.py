@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from napari_samed2.model import (
+    DEFAULT_PRECISION,
     DeviceUnavailableError,
     available_devices,
     compute_dtype,
@@ -26,9 +27,13 @@ def test_nonsense_device_name_is_an_error():
         resolve_device("banana")
 
 
-def test_one_dtype_per_device():
-    assert compute_dtype(torch.device("cpu")) == torch.float32
+def test_one_dtype_per_device(monkeypatch):
+    monkeypatch.setitem(DEFAULT_PRECISION, "cpu", "auto")  # tests/conftest.py pins fp32
+    assert compute_dtype(torch.device("cpu"), "fp32") == torch.float32
     assert compute_dtype(torch.device("cuda")) == torch.bfloat16
+    assert compute_dtype(torch.device("mps")) == torch.float32
     assert compute_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    with pytest.raises(ValueError, match="measuring"):  # CPU's default is "auto"
+        compute_dtype(torch.device("cpu"))
     with pytest.raises(ValueError, match="precision"):
         compute_dtype(torch.device("cpu"), "fp8")

@@ -17,6 +17,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 
 from ..model import LoadedModel
+from ..model.memory_attention import MemoryKeyCache
 from ..model.session_model import session_model
 from .blank_frames import BlankFrames
 from .errors import NoPromptError, PromptError, PropagationError
@@ -127,6 +128,10 @@ class PropagationSession:
             net=self.net, encoder=self.encoder, device=self.device, dtype=self.dtype,
             memory=memory, settings=mem, num_frames=self.frames.num_frames,
             bank=bank if bank is not None else LongTermBank(mem.bank_capacity),
+            memory_keys=(
+                MemoryKeyCache(self.settings.memory_key_bytes)
+                if self.settings.memory_key_bytes > 0 else None
+            ),
         )  # fmt: skip
         self.results: dict[int, FrameResult] = {}
         self._tracks: dict[int, ObjectTrack] = {}
@@ -322,6 +327,7 @@ class PropagationSession:
             if obj_id in other.object_ids:
                 other.remove_object(obj_id)
         self._objects.forget(obj_id, track, non_overlap=self.options.non_overlap)
+        self.tracker.forget_keys(obj_id)
 
     @one_writer
     def reset(self, *, bank: bool = False) -> None:
@@ -331,6 +337,7 @@ class PropagationSession:
             other.reset(bank=bank)
         self._tracks.clear()
         self.results.clear()
+        self.tracker.forget_keys()
         self.last_frame = None
         if bank:
             self.bank.clear()

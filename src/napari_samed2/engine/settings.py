@@ -76,6 +76,11 @@ class SessionSettings:
     cache_bytes : int
         Upper bound of the image-feature cache in bytes (least recently used frames are
         evicted). Re-propagation over cached frames skips the encoder.
+    memory_key_bytes : int
+        Upper bound of the memory frames' projected keys and values kept between tracked
+        frames (`model.memory_attention.MemoryKeyCache`; 32 MiB per memory frame of a SAM 2.1
+        network at 1024 px, 0.1 MiB for samed2-nano). 0 keeps none: sam2's own memory
+        attention runs (the same masks, to float rounding).
     pair_encoding : bool
         Encode frames in neighbouring pairs ``(2k, 2k+1)``. Always on for nets with a temporal
         adapter (they need true neighbours); for stock SAM2 it also halves encoder calls.
@@ -97,6 +102,7 @@ class SessionSettings:
 
     memory: MemorySettings = field(default_factory=MemorySettings)
     cache_bytes: int = 2 * 1024**3
+    memory_key_bytes: int = 512 * 1024**2
     pair_encoding: bool = True
     prefetch: bool = True
     percentiles: tuple[float, float] = (0.5, 99.5)
@@ -111,6 +117,8 @@ class SessionSettings:
                 f"disk_cache_bytes must be a number of bytes >= 0 (0: no disk cache), got "
                 f"{self.disk_cache_bytes!r}"
             )
+        if int(self.memory_key_bytes) < 0:
+            raise ValueError(f"memory_key_bytes must be >= 0, got {self.memory_key_bytes!r}")
         low, high = self.percentiles
         if not 0.0 <= low < high <= 100.0:
             raise ValueError(

@@ -19,6 +19,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.modeling.sam2_utils import select_closest_cond_frames
 
 from ..model import autocast, sam2_step
+from ..model.memory_attention import MemoryKeyCache
 from .features import FrameEncoder, FrameFeatures
 from .memory import BankEntry, LongTermBank, pooled_key
 from .settings import MemorySettings
@@ -66,6 +67,9 @@ class FrameTracker:
     settings : MemorySettings
     bank : LongTermBank
     num_frames : int
+    memory_keys : MemoryKeyCache, optional
+        Where memory frames' keys and values are kept between frames, one scope per object
+        (None: sam2's memory attention projects them on every frame).
     """
 
     net: SAM2Base
@@ -76,6 +80,7 @@ class FrameTracker:
     settings: MemorySettings
     bank: LongTermBank
     num_frames: int
+    memory_keys: MemoryKeyCache | None = None
     # the memory encoder's positional encodings (the same for every frame): kept once
     _maskmem_pos_enc: list[torch.Tensor] | None = field(default=None, init=False)
 
@@ -146,6 +151,15 @@ class FrameTracker:
             self._maskmem_pos_enc = [p[:1].clone() for p in pos_enc]
         out["maskmem_pos_enc"] = self._maskmem_pos_enc
 
+    def forget_keys(self, obj_id: int | None = None) -> None:
+        """Drop the kept memory keys of ``obj_id`` (None: of every object)."""
+        if self.memory_keys is None:
+            return
+        if obj_id is None:
+            self.memory_keys.clear()
+        else:
+            self.memory_keys.drop(obj_id)
+
     def infer(
         self,
         *,
@@ -166,8 +180,10 @@ class FrameTracker:
         prompt (the frame's previous logits with new clicks, or carried logits).
         """
         feats = (track.encoder or self.encoder).features(frame)
+        keys = None if self.memory_keys is None else self.memory_keys.scope(obj_id)
         if self.memory == "sam2" or is_init_cond:
-            view = self.float_memory_view(track, frame)
+            # kept keys are found by the stored memories (converted when projected)
+            view = track.output_dict if keys is not None else self.float_memory_view(track, frame)
             memory = sam2_step.Sam2Memory(output_dict=view, num_frames=self.num_frames)
         else:
             memory = partial(
@@ -185,6 +201,7 @@ class FrameTracker:
                 point_inputs=point_inputs,
                 mask_inputs=mask_inputs,
                 prompt_logits=prompt_logits,
+                memory_keys=keys,
             )
             score = step.object_score_logits
             out = {

@@ -35,7 +35,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "autocast",
             "available_devices",
             "check_precision",
+            "DEFAULT_PRECISION",
             "compute_dtype",
+            "requested_precision",
             "resolve_device",
         ],
         "download": [
@@ -72,6 +74,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "TemporalAdapter",
             "adapter_parameters",
             "has_temporal_adapter",
+        ],
+        "precision": [
+            "Calibration",
         ],
         "profile": [
             "ModelProfile",

@@ -13,9 +13,10 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from .build import build_model
 from .checkpoint import LoadReport, fit_state_dict, infer_spec, read_checkpoint, spec_from_metadata
-from .device import check_precision, compute_dtype, resolve_device
+from .device import check_precision, compute_dtype, requested_precision, resolve_device
 from .download import fetch_weights
 from .errors import CheckpointError, CheckpointNotFoundError, UnknownModelError
+from .precision import Calibration, choose
 from .profile import ModelProfile, profile_for
 from .registry import REGISTRY, ModelSpec, Preprocessing, get_spec
 
@@ -26,7 +27,10 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 @dataclass
 class LoadedModel:
-    """A network with everything needed to feed it: preprocessing, device and dtype."""
+    """A network with everything needed to feed it: preprocessing, device and dtype.
+
+    ``calibration`` is what ``precision="auto"`` measured (None for a precision asked by name).
+    """
 
     name: str
     net: SAM2Base
@@ -37,10 +41,23 @@ class LoadedModel:
     temporal_adapter: bool
     source: Path | None = None
     report: LoadReport = field(default_factory=LoadReport)
+    calibration: Calibration | None = None
 
     @property
     def image_size(self) -> int:
         return int(self.net.image_size)
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in: ``"fp32"`` or ``"bf16"`` (autocast)."""
+        return "bf16" if self.dtype == torch.bfloat16 else "fp32"
+
+    @property
+    def precision_text(self) -> str:
+        """The precision and, for ``"auto"``, why: ``"fp32 (auto: bf16 0.2x as fast)"``."""
+        if self.calibration is None:
+            return self.precision
+        return f"{self.precision} ({self.calibration.describe()})"
 
     @property
     def profile(self) -> ModelProfile:
@@ -72,9 +89,13 @@ def load_model(
     preset : str, optional
         Registry name whose architecture a local file uses, when it cannot be inferred
         (e.g. ``"medsam2"`` for a 512-px SAM2.1-T file).
-    precision : {None, "fp32", "bf16"}
-        Compute dtype; default bf16 on CUDA, fp32 elsewhere. Checked before any weights are
-        read or downloaded.
+    precision : {None, "auto", "fp32", "bf16"}
+        Compute dtype. ``"auto"``: bf16 where it is measured faster on this machine (by
+        `model.precision.SPEEDUP_NEEDED`) and its masks match fp32's, else fp32; measured on
+        first use per device and architecture (seconds), remembered in the cache folder (see
+        `model.precision`). ``None``: the device's default (`device.DEFAULT_PRECISION`: bf16
+        on CUDA, auto on CPU, fp32 on MPS). ``"fp32"`` is exact. Checked before any weights
+        are read or downloaded.
 
     Raises
     ------
@@ -94,7 +115,6 @@ def load_model(
     # Values first: a typo must not cost a multi-gigabyte download or read.
     check_precision(precision)
     torch_device = resolve_device(device)
-    dtype = compute_dtype(torch_device, precision)
     spec, path = _locate(name_or_path, preset, progressbar)
     checkpoint = read_checkpoint(path)
     if preset is None and spec is None:
@@ -110,12 +130,19 @@ def load_model(
     except CheckpointError as error:
         raise type(error)(f"{path}: {error}") from error
     net = net.to(torch_device).eval()
+    calibration = None
+    if requested_precision(torch_device, precision) == "auto":
+        calibration = choose(net, torch_device, config, spec.preprocessing)
+        dtype = compute_dtype(torch_device, calibration.precision)
+    else:
+        dtype = compute_dtype(torch_device, precision)
     logger.info(
-        "loaded model %s from %s on %s (%s)",
+        "loaded model %s from %s on %s (%s%s)",
         spec.name,
         path,
         torch_device,
         str(dtype).removeprefix("torch."),
+        f", {calibration.describe()}" if calibration is not None else "",
     )
     return LoadedModel(
         name=spec.name,
@@ -127,6 +154,7 @@ def load_model(
         temporal_adapter=spec.temporal_adapter,
         source=path,
         report=report,
+        calibration=calibration,
     )
 
 

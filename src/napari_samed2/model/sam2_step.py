@@ -21,7 +21,10 @@ from typing import NamedTuple
 
 import torch
 from sam2.modeling.sam2_base import SAM2Base
-from sam2.modeling.sam2_utils import get_1d_sine_pe
+from sam2.modeling.sam2_utils import get_1d_sine_pe, select_closest_cond_frames
+
+from . import memory_attention
+from .memory_attention import KeyScope, MemoryFrame
 
 FrameOutputs = Mapping[str, Mapping[int, dict]]
 
@@ -179,14 +182,24 @@ def conditioned_features(
     is_init_cond: bool,
     memory: Sam2Memory | ChosenMemory,
     reverse: bool = False,
+    memory_keys: KeyScope | None = None,
 ) -> torch.Tensor:
     """The top-level features of ``frame`` after memory attention, ``(B, C, S/16, S/16)``.
 
     An initial conditioning frame (``is_init_cond``, with `Sam2Memory`) attends to sam2's
     no-memory embedding instead of memories. ``reverse``: tracking runs backwards in time.
+    ``memory_keys``: where the memory frames' keys and values are kept between frames
+    (`model.memory_attention`; same result to float rounding). Used under inference only
+    (no gradients, eval mode); otherwise, and with None, sam2's own code runs.
     """
+    if memory_keys is not None and not memory_attention.supports_key_cache(net.memory_attention):
+        memory_keys = None
     if isinstance(memory, ChosenMemory):
-        return _attend_to_chosen(net, levels, frame, reverse, memory)
+        frames, pointers = _chosen_memories(net, frame, reverse, memory)
+        return _attend(net, levels, frames, pointers, memory.num_frames, memory_keys)
+    if memory_keys is not None and not is_init_cond and net.num_maskmem > 0:
+        frames, pointers = _sam2s_memories(net, frame, reverse, memory)
+        return _attend(net, levels, frames, pointers, memory.num_frames, memory_keys)
     return net._prepare_memory_conditioned_features(
         frame_idx=frame,
         is_init_cond_frame=is_init_cond,
@@ -235,6 +248,7 @@ def track_step(
     point_inputs: dict[str, torch.Tensor] | None = None,
     mask_inputs: torch.Tensor | None = None,
     prompt_logits: torch.Tensor | None = None,
+    memory_keys: KeyScope | None = None,
 ) -> StepOutput:
     """One frame's step, as ``SAM2Base._track_step`` (without the memory encoder).
 
@@ -261,6 +275,8 @@ def track_step(
         ``(B, 1, S/4, S/4)`` logits given to the decoder as its mask prompt instead of
         ``mask_inputs``: the previous logits of the frame with new clicks (sam2's
         ``prev_sam_mask_logits``), or a neighbour's logits carried onto a tracked frame.
+    memory_keys : KeyScope, optional
+        Keys and values of memory frames kept between frames (see `conditioned_features`).
 
     Returns
     -------
@@ -279,6 +295,7 @@ def track_step(
         is_init_cond=is_init_cond,
         memory=memory if isinstance(memory, Sam2Memory) else memory(),
         reverse=reverse,
+        memory_keys=memory_keys,
     )
     return decode(
         net,
@@ -327,25 +344,68 @@ def encode_memory(
     )
 
 
-def _attend_to_chosen(
-    net: SAM2Base, levels: FeatureLevels, frame: int, reverse: bool, memory: ChosenMemory
-) -> torch.Tensor:
-    """Memory attention over chosen memories, with sam2's temporal encodings of memories
-    and pointers (`Sam2Memory`'s layout, for one frame)."""
-    vision = levels.vision_feats[-1]
-    device, dtype = vision.device, vision.dtype
-    channels = net.hidden_dim
-    height, width = levels.feat_sizes[-1]
-    num_maskmem = net.num_maskmem
+def _sam2s_memories(
+    net: SAM2Base, frame: int, reverse: bool, memory: Sam2Memory
+) -> tuple[list[MemoryFrame], list[tuple[int, torch.Tensor]]]:
+    """sam2's choice of memories and object pointers for ``frame`` (step 1 of
+    ``SAM2Base._prepare_memory_conditioned_features``, for a frame that is not an initial
+    conditioning frame): its closest conditioning frames at slot 0, the ``num_maskmem - 1``
+    frames before it (after, in reverse; every ``memory_temporal_stride_for_eval``-th beyond
+    the nearest) at slots 1.., and pointers at their signed or absolute distances."""
+    outputs = memory.output_dict
+    selected, unselected = select_closest_cond_frames(
+        frame, outputs["cond_frame_outputs"], net.max_cond_frames_in_attn
+    )
+    chosen = [(0, out) for out in selected.values()]
+    stride = 1 if net.training else net.memory_temporal_stride_for_eval
+    for t_pos in range(1, net.num_maskmem):
+        t_rel = net.num_maskmem - t_pos  # frames before the current one
+        if t_rel == 1:
+            previous = frame + t_rel if reverse else frame - t_rel
+        elif reverse:
+            previous = -(-(frame + 2) // stride) * stride + (t_rel - 2) * stride
+        else:
+            previous = ((frame - 2) // stride) * stride - (t_rel - 2) * stride
+        out = outputs["non_cond_frame_outputs"].get(previous, None)
+        if out is None:
+            out = unselected.get(previous, None)
+        chosen.append((t_pos, out))
+    frames = [
+        MemoryFrame(out["maskmem_features"], out["maskmem_pos_enc"][-1], t_pos)
+        for t_pos, out in chosen
+        if out is not None
+    ]
 
-    pos_enc = memory.mask_pos_enc[-1].to(device)
-    pos_enc = pos_enc.flatten(2).permute(2, 0, 1).to(dtype)
-    to_cat, to_cat_pos = [], []
-    for t_pos, features in memory.masks:
-        to_cat.append(features.to(device, dtype).flatten(2).permute(2, 0, 1))
-        to_cat_pos.append(pos_enc + net.maskmem_tpos_enc[num_maskmem - t_pos - 1])
+    pointers: list[tuple[int, torch.Tensor]] = []
+    if net.use_obj_ptrs_in_encoder:
+        max_ptrs = min(memory.num_frames, net.max_obj_ptrs_in_encoder)
+        sign = -1 if reverse else 1
+        pointers = [
+            ((frame - t) * sign if net.use_signed_tpos_enc_to_obj_ptrs else abs(frame - t),
+             out["obj_ptr"])
+            for t, out in selected.items()
+            if net.training
+            or not net.only_obj_ptrs_in_the_past_for_eval
+            or (t >= frame if reverse else t <= frame)
+        ]  # fmt: skip
+        for t_diff in range(1, max_ptrs):
+            t = frame + t_diff if reverse else frame - t_diff
+            if t < 0 or t >= memory.num_frames:
+                break
+            out = outputs["non_cond_frame_outputs"].get(t, unselected.get(t, None))
+            if out is not None:
+                pointers.append((t_diff, out["obj_ptr"]))
+    return frames, pointers
 
-    num_ptr_tokens = 0
+
+def _chosen_memories(
+    net: SAM2Base, frame: int, reverse: bool, memory: ChosenMemory
+) -> tuple[list[MemoryFrame], list[tuple[int, torch.Tensor]]]:
+    """The caller's memories with sam2's temporal encodings of memories and pointers
+    (`Sam2Memory`'s layout, for one frame)."""
+    pos_enc = memory.mask_pos_enc[-1]
+    frames = [MemoryFrame(features, pos_enc, t_pos) for t_pos, features in memory.masks]
+    pointers: list[tuple[int, torch.Tensor]] = []
     if net.use_obj_ptrs_in_encoder:
         max_ptrs = min(memory.num_frames, net.max_obj_ptrs_in_encoder)
         sign = -1 if reverse else 1
@@ -359,30 +419,82 @@ def _attend_to_chosen(
             for t, ptr in memory.recent_pointers
             if 0 < abs(frame - t) < max_ptrs
         ]
-        if pointers:
-            positions, ptrs = zip(*pointers, strict=True)
-            obj_ptrs = torch.stack(ptrs, dim=0).to(dtype)
-            if net.add_tpos_enc_to_obj_ptrs:
-                tpos_dim = channels if net.proj_tpos_enc_in_obj_ptrs else net.mem_dim
-                obj_pos = torch.tensor(positions, device=device, dtype=torch.float32)
-                obj_pos = get_1d_sine_pe(obj_pos / max(max_ptrs - 1, 1), dim=tpos_dim)
-                obj_pos = net.obj_ptr_tpos_proj(obj_pos.to(dtype))
-                obj_pos = obj_pos.unsqueeze(1).expand(-1, 1, net.mem_dim)
-            else:
-                obj_pos = obj_ptrs.new_zeros(len(positions), 1, net.mem_dim)
-            if net.mem_dim < channels:
-                obj_ptrs = obj_ptrs.reshape(-1, 1, channels // net.mem_dim, net.mem_dim)
-                obj_ptrs = obj_ptrs.permute(0, 2, 1, 3).flatten(0, 1)
-                obj_pos = obj_pos.repeat_interleave(channels // net.mem_dim, dim=0)
-            to_cat.append(obj_ptrs)
-            to_cat_pos.append(obj_pos)
-            num_ptr_tokens = obj_ptrs.shape[0]
+    return frames, pointers
 
-    conditioned = net.memory_attention(
-        curr=[vision],
-        curr_pos=[levels.vision_pos_embeds[-1]],
-        memory=torch.cat(to_cat, dim=0),
-        memory_pos=torch.cat(to_cat_pos, dim=0),
-        num_obj_ptr_tokens=num_ptr_tokens,
-    )
-    return conditioned.permute(1, 2, 0).view(1, channels, height, width)
+
+def _attend(
+    net: SAM2Base,
+    levels: FeatureLevels,
+    frames: Sequence[MemoryFrame],
+    pointers: Sequence[tuple[int, torch.Tensor]],
+    num_frames: int,
+    memory_keys: KeyScope | None,
+) -> torch.Tensor:
+    """Memory attention of the current frames to ``frames`` and ``pointers``, with the
+    memories' keys and values kept in ``memory_keys`` (None: sam2's `MemoryAttention` on the
+    concatenated memory tokens)."""
+    vision = levels.vision_feats[-1]
+    device, dtype = vision.device, vision.dtype
+    batch, channels = vision.shape[1], net.hidden_dim
+    height, width = levels.feat_sizes[-1]
+    ptr_tokens, ptr_pos = _pointer_tokens(net, pointers, num_frames, batch, device, dtype)
+    if memory_keys is not None:
+        conditioned = memory_attention.attend(
+            net.memory_attention,
+            curr=vision,
+            curr_pos=levels.vision_pos_embeds[-1],
+            frames=frames,
+            tpos_enc=net.maskmem_tpos_enc,
+            pointers=ptr_tokens,
+            pointer_pos=ptr_pos,
+            scope=memory_keys,
+        )
+    else:
+        to_cat, to_cat_pos = [], []
+        for item in frames:
+            to_cat.append(item.features.to(device, dtype).flatten(2).permute(2, 0, 1))
+            pos = item.pos_enc.to(device).flatten(2).permute(2, 0, 1).to(dtype)
+            to_cat_pos.append(pos + net.maskmem_tpos_enc[net.num_maskmem - item.t_pos - 1])
+        if ptr_tokens is not None:
+            to_cat.append(ptr_tokens)
+            to_cat_pos.append(ptr_pos)
+        conditioned = net.memory_attention(
+            curr=[vision],
+            curr_pos=[levels.vision_pos_embeds[-1]],
+            memory=torch.cat(to_cat, dim=0),
+            memory_pos=torch.cat(to_cat_pos, dim=0),
+            num_obj_ptr_tokens=0 if ptr_tokens is None else ptr_tokens.shape[0],
+        )
+    return conditioned.permute(1, 2, 0).view(batch, channels, height, width)
+
+
+def _pointer_tokens(
+    net: SAM2Base,
+    pointers: Sequence[tuple[int, torch.Tensor]],
+    num_frames: int,
+    batch: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Object pointers ``(distance, obj_ptr (B, C))`` as memory tokens ``(P, B, mem_dim)``
+    and their temporal encodings (sam2's: a sine of the distance over the pointer reach,
+    projected; a pointer wider than ``mem_dim`` is split into several tokens)."""
+    if not pointers:
+        return None, None
+    channels = net.hidden_dim
+    max_ptrs = min(num_frames, net.max_obj_ptrs_in_encoder)
+    positions, ptrs = zip(*pointers, strict=True)
+    obj_ptrs = torch.stack(ptrs, dim=0).to(dtype)
+    if net.add_tpos_enc_to_obj_ptrs:
+        tpos_dim = channels if net.proj_tpos_enc_in_obj_ptrs else net.mem_dim
+        obj_pos = torch.tensor(positions, device=device, dtype=torch.float32)
+        obj_pos = get_1d_sine_pe(obj_pos / max(max_ptrs - 1, 1), dim=tpos_dim)
+        obj_pos = net.obj_ptr_tpos_proj(obj_pos.to(dtype))
+        obj_pos = obj_pos.unsqueeze(1).expand(-1, batch, net.mem_dim)
+    else:
+        obj_pos = obj_ptrs.new_zeros(len(positions), batch, net.mem_dim)
+    if net.mem_dim < channels:
+        obj_ptrs = obj_ptrs.reshape(-1, batch, channels // net.mem_dim, net.mem_dim)
+        obj_ptrs = obj_ptrs.permute(0, 2, 1, 3).flatten(0, 1)
+        obj_pos = obj_pos.repeat_interleave(channels // net.mem_dim, dim=0)
+    return obj_ptrs, obj_pos

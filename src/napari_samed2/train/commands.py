@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from ..cli_logging import add_verbosity_option, log_to_stderr
+from ..cli_model import add_precision_option
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -195,6 +196,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="one small sample per data kind")
     parser.add_argument("--no-baselines", action="store_true", help="skip watershed/random walker")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    add_precision_option(parser)
     parser.add_argument("--image", type=Path, default=None, help="your image (.tif or .npy)")
     parser.add_argument("--labels", type=Path, default=None, help="its instance labels")
     parser.add_argument("--axis", type=int, default=0, help="propagation axis of a 3-D image")
@@ -244,7 +246,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print("error: --image and --labels go together", file=sys.stderr)
         return 2
     try:
-        model = load_model(str(args.model), device=args.device)
+        model = load_model(str(args.model), device=args.device, precision=args.precision)
         if args.image is not None:
             report = evaluate_data(
                 model,

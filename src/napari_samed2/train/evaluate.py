@@ -152,6 +152,7 @@ def evaluate(
             "quick": quick,
             "seed": seed,
             "device": str(getattr(model, "device", "cpu")),
+            "precision": getattr(model, "precision_text", "fp32"),
             "suites": suites,
             "zoom": zoom,
         },

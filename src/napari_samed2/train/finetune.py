@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..model import load_model, resolve_device
+from ..model import load_model, requested_precision, resolve_device
 from . import distributed
 from .finetune_card import check_output
 from .finetune_run import FinetuneRun
@@ -104,7 +104,11 @@ def finetune(
     workers = distributed.join(resolve_device(device))
     try:
         data = read_labelset(labelset, holdout=holdout, seed=seed)
-        model = load_model(base, device=workers.device, progressbar=workers.main)
+        # no measuring of "auto" inside a run (its workers share the machine): fp32 there
+        precision = "fp32" if requested_precision(workers.device) == "auto" else None
+        model = load_model(
+            base, device=workers.device, precision=precision, progressbar=workers.main
+        )
         check_output(out, model.source)
         run = FinetuneRun(
             model, data, workers, settings, train, seed, budget, steps, progress, stop

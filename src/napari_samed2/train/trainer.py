@@ -306,7 +306,7 @@ def _initialise_from(net: torch.nn.Module, source: str, run_dir: Path) -> None:
     from ..model import CheckpointMismatchError, load_model
     from ..model.checkpoint import read_checkpoint
 
-    loaded = load_model(source, device="cpu")
+    loaded = load_model(source, device="cpu", precision="fp32")  # weights only: no measuring
     try:
         net.load_state_dict(loaded.net.state_dict())
     except RuntimeError as error:

@@ -18,6 +18,7 @@ def show_demo(
     model_name: str = DEFAULT_MODEL,
     device: str | None = None,
     model: LoadedModel | None = None,
+    precision: str | None = None,
 ) -> SAMed2Widget:
     """Put the demo in ``viewer`` and run it; returns the docked widget.
 
@@ -28,7 +29,7 @@ def show_demo(
         ``.image`` (Z, Y, X) and ``.labels`` (ground truth, shown hidden).
     prompts : sequence of pipeline.Prompt
         Points, negative points and boxes per frame and object id.
-    model_name, device : str
+    model_name, device, precision : str
         What the widget's model picker loads (in its worker) when ``model`` is None.
     model : LoadedModel, optional
         A model to use directly (tests).
@@ -55,6 +56,8 @@ def show_demo(
         picker.model_combo.setCurrentIndex(index)
     if device:
         picker.device_combo.setCurrentText(str(device))
+    if precision:
+        picker.precision_combo.setCurrentText(precision)
     picker.model_loaded.connect(script.start_once)
     picker.load_selected()
     return widget

@@ -303,9 +303,17 @@ class FinetunePanel(QWidget):
         if annotator.run is not None:
             show_warning("Stop the running propagation before changing the model.")
             return False
-        device = str(annotator.model.device) if annotator.model is not None else "auto"
+        current = annotator.model
+        device = str(current.device) if current is not None else "auto"
+        # the precision the annotator runs in (measured for this architecture already)
+        precision = current.precision if current is not None else None
         worker = create_worker(
-            load_model, self.result.path, device, progressbar=False, _ignore_errors=True
+            load_model,
+            self.result.path,
+            device,
+            precision=precision,
+            progressbar=False,
+            _ignore_errors=True,
         )
         worker.returned.connect(lambda loaded: self._switch(annotator, loaded))
         worker.errored.connect(lambda error: show_error(plain_message(error, "Loading failed")))
