@@ -19,7 +19,13 @@ from napari_samed2.model import load_model
 
 PACKAGE = Path(napari_samed2.__file__).parent
 # Commands write their results to stdout and their errors to stderr; nothing else prints.
-PRINTING_MODULES = {"cli.py", "cli_finetune.py", "cli_labelset.py", "train/commands.py"}
+PRINTING_MODULES = {
+    "cli.py",
+    "cli_encode.py",
+    "cli_finetune.py",
+    "cli_labelset.py",
+    "train/commands.py",
+}
 
 
 def test_the_package_logger_has_a_null_handler_and_no_level():
