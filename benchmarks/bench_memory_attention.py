@@ -27,12 +27,17 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from napari_samed2.model import build_model, sam2_config
 from napari_samed2.model.memory_attention import MemoryFrame, MemoryKeyCache, attend
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from idle import require_idle
 
 POINTERS = 16
 
@@ -141,7 +146,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out")
+    parser.add_argument(
+        "--allow-busy", action="store_true", help="time even if the load average is high"
+    )
     args = parser.parse_args()
+    require_idle(args.allow_busy or getattr(args, "ci", False) or getattr(args, "worker", False))
     torch.set_num_threads(args.threads)
     rows = [run(size, args.frames, args.repeats) for size in args.sizes]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
