@@ -1,5 +1,6 @@
-"""A network's image-encoder fingerprint: a digest of everything its image features depend on,
-so features stored on disk are only reused for the same encoder."""
+"""Network fingerprints: a digest of everything a network's image features depend on (features
+stored on disk are only reused for the same encoder), and one of all its weights (checks made
+for some weights, such as bf16's masks, are redone for others)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import weakref
 import torch
 from sam2.modeling.sam2_base import SAM2Base
 
-# net -> (state token, digest): hashing SAM2.1-T's encoder weights takes about 0.2 s on a CPU,
-# so a net whose weights did not change since (same tensors, same version counters) is not
-# hashed again
+# net -> {kind: (state token, digest)}: hashing SAM2.1-T's encoder weights takes about 0.2 s
+# on a CPU, so a net whose weights did not change since (same tensors, same version counters)
+# is not hashed again
 _known: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
@@ -43,7 +44,16 @@ def encoder_fingerprint(net: SAM2Base) -> str:
     str
         64 hexadecimal digits.
     """
-    modules = feature_modules(net)
+    return _fingerprint(net, feature_modules(net), "encoder")
+
+
+def weights_fingerprint(net: SAM2Base) -> str:
+    """blake2b of all of ``net``'s weights and buffers and its architecture (64 hexadecimal
+    digits); computed once per net while its weights stay the same tensors."""
+    return _fingerprint(net, {"net": net}, "weights")
+
+
+def _fingerprint(net: SAM2Base, modules: dict[str, torch.nn.Module], kind: str) -> str:
     state = {
         f"{prefix}.{name}": tensor
         for prefix, module in modules.items()
@@ -51,7 +61,7 @@ def encoder_fingerprint(net: SAM2Base) -> str:
     }
     token = _state_token(state)
     with _lock:
-        known = _known.get(net)
+        known = _known.get(net, {}).get(kind)
         if token is not None and known is not None and known[0] == token:
             return known[1]
     digest = hashlib.blake2b(digest_size=32)
@@ -61,7 +71,7 @@ def encoder_fingerprint(net: SAM2Base) -> str:
     fingerprint = digest.hexdigest()
     if token is not None:
         with _lock:
-            _known[net] = (token, fingerprint)
+            _known.setdefault(net, {})[kind] = (token, fingerprint)
     return fingerprint
 
 

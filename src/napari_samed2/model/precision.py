@@ -30,6 +30,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from ..atomic import write_text_atomic
 from .device import DTYPES, autocast
 from .download import cache_dir
+from .fingerprint import weights_fingerprint
 from .registry import Preprocessing
 
 logger = logging.getLogger(__name__)
@@ -171,20 +172,6 @@ def device_name(device: torch.device) -> str:
     found = [flag for flag in BF16_CPU_FLAGS if flag in flags]
     capability = torch.backends.cpu.get_cpu_capability()
     return f"{model} ({capability}{''.join(' ' + f for f in found)})"
-
-
-def weights_fingerprint(net: SAM2Base) -> str:
-    """A short digest of the weights (per tensor: sum and sum of absolute values, in float64),
-    so that the mask check is redone for other weights of the same architecture."""
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for name, tensor in net.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            values = tensor.detach().to("cpu", torch.float64)
-            digest.update(name.encode())
-            digest.update(np.array([values.sum().item(), values.abs().sum().item()]).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def calibration_image(
