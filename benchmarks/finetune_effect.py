@@ -140,11 +140,18 @@ def tissue_domain(shape, frames: int, spacing: int, objects: int, volumes: int) 
 
 
 def mni_domain(frames: int, spacing: int) -> Domain:
-    image, labels = registry_data.mni_brain(step=2)
+    """White and grey matter of each hemisphere: four objects (1, 2: white matter left and
+    right; 3, 4: grey matter), so that the held-out split has one to keep."""
+    image, tissue = registry_data.mni_brain(step=2)
+    right = np.zeros(tissue.shape, bool)
+    right[..., tissue.shape[2] // 2 :] = True
+    labels = np.zeros(tissue.shape, np.uint8)
+    for base, kind in ((1, registry_data.WHITE_MATTER), (3, registry_data.GREY_MATTER)):
+        labels[(tissue == kind) & ~right] = base
+        labels[(tissue == kind) & right] = base + 1
     first = int(0.55 * labels.shape[0]) - (frames - 1) * spacing // 2
     chosen = [first + i * spacing for i in range(frames)]
-    ids = [registry_data.WHITE_MATTER, registry_data.GREY_MATTER]
-    return Domain(image, labels, chosen, [(image, labels, ids, chosen)])
+    return Domain(image, labels, chosen, [(image, labels, [1, 2, 3, 4], chosen)])
 
 
 def dsb_domain() -> Domain:

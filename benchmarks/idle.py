@@ -12,7 +12,7 @@ import sys
 import time
 
 MAX_LOAD = 0.5  # 1-minute load average (runnable processes) tolerated before timing
-WAIT_S = 60.0  # how long to wait for the machine to settle
+WAIT_S = 180.0  # how long to wait for the machine to settle (the average decays over minutes)
 
 
 def load_average() -> float:
