@@ -17,8 +17,9 @@ from .conftest import frame_from_seed, start_child
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="SIGKILL and flock are POSIX")
 
-# Appends entries forever; prints each id once its add() returned. A stage in argv[3] pauses
-# the first append at that step (after announcing it) so the parent kills it exactly there.
+# Appends entries forever; prints each id (one write per line) once its add() returned.
+# A stage in argv[3] pauses the first append at that step (after announcing it) so the parent
+# kills it exactly there.
 APPENDER = """
 import os, sys, time
 import numpy as np
@@ -31,8 +32,13 @@ def frame(seed, shape=(48, 64)):
     image = rng.integers(0, 65535, shape, dtype=np.uint16)
     return image, (image >> 14).astype(np.uint8)
 
+def say(*words):
+    # one write(2) per line: a kill between print()'s pieces (PYTHONUNBUFFERED writes each
+    # piece on its own) would leave a torn line such as "added" or "added 1" for "added 12"
+    os.write(1, (" ".join(map(str, words)) + "\\n").encode())
+
 def pause(name):
-    print("stage", name, flush=True)
+    say("stage", name)
     time.sleep(60)
 
 if stage in ("image.tif", "labels.tif"):
@@ -52,12 +58,12 @@ if stage in ("rename", "renamed"):
     store.os.rename = rename
 
 labelset = LabelSet.open(path, lock_timeout=30)
-print("ready", flush=True)
+say("ready")
 seed = first_seed
 while True:
     image, labels = frame(seed)
     entry = labelset.add(image, labels, source={"kind": "layer", "name": f"seed {seed}"})
-    print("added", entry.id, flush=True)
+    say("added", entry.id)
     seed += 1
 """
 
