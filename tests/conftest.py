@@ -35,3 +35,21 @@ def exact_precision_by_default():
     patch.setitem(DEFAULT_PRECISION, "cpu", "fp32")
     yield
     patch.undo()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_config):
+    """A checkpoint of the small net (random weights, temporal adapter, 256 px) on disk."""
+    from napari_samed2.model import Preprocessing, build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    net = build_model(tiny_config, temporal_adapter=True)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(
+        path,
+        net,
+        config=tiny_config,
+        temporal_adapter=True,
+        preprocessing=Preprocessing(256, None, None, 0.0),
+        name="tiny",
+    )

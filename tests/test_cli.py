@@ -3,27 +3,11 @@
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 from napari_samed2.cli import main
 from napari_samed2.engine import PropagationSession
-from napari_samed2.model import Preprocessing, build_model, load_model, save_checkpoint
+from napari_samed2.model import load_model
 from napari_samed2.pipeline import Prompt, segment_stack
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, tiny_config):
-    torch.manual_seed(0)
-    net = build_model(tiny_config, temporal_adapter=True)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    return save_checkpoint(
-        path,
-        net,
-        config=tiny_config,
-        temporal_adapter=True,
-        preprocessing=Preprocessing(256, None, None, 0.0),
-        name="tiny",
-    )
 
 
 @pytest.fixture(scope="module")

@@ -4,27 +4,10 @@
 import numpy as np
 import pytest
 import tifffile
-import torch
 
 import napari_samed2.engine.features as features_module
 import napari_samed2.model as model_module
 from napari_samed2.cli import main
-from napari_samed2.model import Preprocessing, build_model, save_checkpoint
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, tiny_config):
-    torch.manual_seed(0)
-    net = build_model(tiny_config, temporal_adapter=True)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    return save_checkpoint(
-        path,
-        net,
-        config=tiny_config,
-        temporal_adapter=True,
-        preprocessing=Preprocessing(256, None, None, 0.0),
-        name="tiny",
-    )
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +33,19 @@ def encoded_images(monkeypatch):
     return count
 
 
-def test_encode_then_propagate_runs_no_encoder(checkpoint, stack, tmp_path, capsys, encoded_images):
-    assert main(["encode", str(stack), "--model", str(checkpoint)]) == 0
+def test_encode_then_propagate_runs_no_encoder(
+    tiny_checkpoint, stack, tmp_path, capsys, encoded_images
+):
+    assert main(["encode", str(stack), "--model", str(tiny_checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "5 frames: 5 encoded, 0 already cached" in out
     assert encoded_images["images"] == 5
 
-    assert main(["encode", str(stack), "--model", str(checkpoint)]) == 0
+    assert main(["encode", str(stack), "--model", str(tiny_checkpoint)]) == 0
     assert "5 frames: 0 encoded, 5 already cached; 0.0 MiB written" in capsys.readouterr().out
     assert encoded_images["images"] == 5
 
-    prompt = ["--point", "2,20,22", "--model", str(checkpoint)]
+    prompt = ["--point", "2,20,22", "--model", str(tiny_checkpoint)]
     cached, fresh = tmp_path / "cached.tif", tmp_path / "fresh.tif"
     assert main(["propagate", str(stack), *prompt, "--out", str(cached)]) == 0
     assert encoded_images["images"] == 5  # every frame from the cache
@@ -70,8 +55,8 @@ def test_encode_then_propagate_runs_no_encoder(checkpoint, stack, tmp_path, caps
     assert np.array_equal(labels, tifffile.imread(fresh)) and labels.any()
 
 
-def test_a_bound_too_small_for_the_stack_is_an_error(checkpoint, stack, capsys):
-    code = main(["encode", str(stack), "--model", str(checkpoint), "--cache-gib", "0.000003"])
+def test_a_bound_too_small_for_the_stack_is_an_error(tiny_checkpoint, stack, capsys):
+    code = main(["encode", str(stack), "--model", str(tiny_checkpoint), "--cache-gib", "0.000003"])
     err = capsys.readouterr().err
     assert code == 2
     assert "warning: this stack's features need about" in err

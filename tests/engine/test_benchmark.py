@@ -17,6 +17,16 @@ def _script(name: str):
     return module
 
 
+def test_idle_check_refuses_a_busy_machine_and_lets_correctness_runs_through(capsys):
+    idle = _script("idle")
+    # max_load -1: always "busy"
+    with pytest.raises(SystemExit, match=r"busy \(1-minute load average [0-9.]+ > -1"):
+        idle.require_idle(max_load=-1.0, wait_s=0.0)
+    # allowed: no wait at all (a worker of a checked timing, a CI correctness run)
+    assert idle.require_idle(allow_busy=True, max_load=-1.0, wait_s=3600.0) >= 0.0
+    assert "load average before timing" in capsys.readouterr().err
+
+
 def test_benchmark_ci_mode_runs_and_sam2_mode_matches(tmp_path):
     module = _script("bench_propagation")
     report = module.main(["--ci", "--threads", "1", "--workdir", str(tmp_path)])

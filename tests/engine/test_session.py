@@ -96,6 +96,29 @@ def test_re_propagation_uses_cached_features(small_net, video):
     assert session.encoder.encoder_calls == calls
 
 
+@pytest.mark.parametrize("memory", ["sam2", "selective"])
+def test_prefetch_encodes_ahead_in_a_thread_and_changes_no_mask(small_net, video, memory):
+    """prefetch=True (off by default: slower on an idle 2-core CPU) must give the same masks
+    with the same number of encoder batches: each pair is encoded once, ahead or not."""
+    frames, _ = video
+    results, calls = {}, {}
+    for prefetch in (False, True):
+        session = PropagationSession(
+            small_net, frames, memory=memory,
+            settings=SessionSettings(prefetch=prefetch, disk_cache_bytes=0),  # encode both times
+        )  # fmt: skip
+        assert session.encoder.prefetch_enabled is prefetch
+        session.add_points(0, 1, [[32, 20]], [1])
+        results[prefetch] = {r.frame: r.masks[1] for r in session.propagate("forward")}
+        calls[prefetch] = session.encoder.encoder_calls
+        session.close()
+    assert SessionSettings().prefetch is False
+    assert calls[True] == calls[False] == (len(frames) + 1) // 2
+    assert results[True].keys() == results[False].keys() == set(range(len(frames)))
+    for frame, mask in results[False].items():
+        assert np.array_equal(results[True][frame], mask), frame
+
+
 def test_correction_changes_following_frames_and_lands_in_the_bank(small_net, video):
     frames, disks = video
     session = _session(small_net, frames, memory="selective", gate_threshold=0.0)

@@ -15,30 +15,11 @@ from napari_samed2.model import (
     REGISTRY,
     DeviceUnavailableError,
     InvalidDeviceError,
-    Preprocessing,
     UnsupportedPrecisionError,
-    build_model,
     load_model,
-    save_checkpoint,
 )
 from napari_samed2.model.download import CACHE_ENV
 from napari_samed2.model.loader import looks_like_path
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory, tiny_config):
-    torch.manual_seed(0)
-    net = build_model(tiny_config, temporal_adapter=True)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    return save_checkpoint(
-        path,
-        net,
-        config=tiny_config,
-        temporal_adapter=True,
-        preprocessing=Preprocessing(256, None, None, 0.0),
-        name="tiny",
-    )
-
 
 # -- a registry name shadowed by a file ----------------------------------------------------------
 

@@ -86,7 +86,10 @@ class SessionSettings:
         adapter (they need true neighbours); for stock SAM2 it also halves encoder calls.
     prefetch : bool
         Encode the next pair in a background thread while memory attention and the decoder
-        run on the current frame (measured faster on 2 CPU cores: docs/benchmarks.md).
+        run on the current frame. Off by default: on an idle 2-core CPU the thread competes
+        with the main thread's torch threads and made a 24-frame 512-px job 31 % slower
+        (1024 px: 8 %; docs/benchmarks.md). The gain once measured came from a machine shared
+        with other jobs, where the extra thread won CPU time from them.
     percentiles : tuple of float
         Lower/upper percentiles for the intensity normalisation of non-uint8 data.
     disk_cache_bytes : int
@@ -104,7 +107,7 @@ class SessionSettings:
     cache_bytes: int = 2 * 1024**3
     memory_key_bytes: int = 512 * 1024**2
     pair_encoding: bool = True
-    prefetch: bool = True
+    prefetch: bool = False
     percentiles: tuple[float, float] = (0.5, 99.5)
     disk_cache_bytes: int = DISK_CACHE_BYTES
     disk_cache_dir: str | os.PathLike | None = None
