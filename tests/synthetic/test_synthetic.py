@@ -13,12 +13,13 @@ from napari_samed2.synthetic import (
 )
 
 SMALL = {2: (96, 96), 3: (8, 64, 64)}
+STACKS = ("nuclei-volume", "organ-volume", "tissue-volume", "brain-volume", "timelapse")
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_every_generator_returns_matching_image_and_labels(name):
     generator = GENERATORS[name]
-    ndim = 3 if name in ("nuclei-volume", "organ-volume", "timelapse") else 2
+    ndim = 3 if name in STACKS else 2
     sample = generator(shape=SMALL[ndim], seed=1)
     assert sample.image.shape == SMALL[ndim]
     assert sample.labels.shape == SMALL[ndim]
@@ -32,7 +33,7 @@ def test_every_generator_returns_matching_image_and_labels(name):
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_same_seed_same_sample_other_seed_other_sample(name):
     generator = GENERATORS[name]
-    shape = SMALL[3] if name in ("nuclei-volume", "organ-volume", "timelapse") else SMALL[2]
+    shape = SMALL[3] if name in STACKS else SMALL[2]
     first, again, other = generator(shape=shape, seed=5), generator(shape=shape, seed=5), None
     other = generator(shape=shape, seed=6)
     np.testing.assert_array_equal(first.image, again.image)
@@ -91,3 +92,35 @@ def test_bad_shape_is_refused_with_the_value_named():
         nuclei_image(shape=(8, 8))
     with pytest.raises(ValueError, match="shape"):
         synthetic.nuclei_volume(shape=(64, 64))
+
+
+def test_brain_volume_has_folded_tissue_classes_split_at_the_midline_and_compact_structures():
+    from skimage.measure import perimeter
+
+    from napari_samed2.synthetic import BRAIN_CLASSES, brain_volume
+
+    sample = brain_volume(shape=(20, 128, 128), seed=0)
+    assert sample.kind == "brain-volume" and sample.image.dtype == np.uint16
+    assert set(sample.object_ids) == set(BRAIN_CLASSES)
+    middle = sample.labels[10]
+
+    def left_white(labels):  # left white matter with what it encloses
+        return np.isin(labels, [1, 5, 7])
+
+    # the folded boundary is longer than the smooth one of the same brain
+    smooth = brain_volume(shape=(20, 128, 128), seed=0, folds=0.0).labels[10]
+    assert perimeter(left_white(middle)) > 1.2 * perimeter(left_white(smooth))
+    # the hemispheres do not touch: a fissure of fluid between them
+    left, right = np.isin(middle, [1, 3, 5, 7]), np.isin(middle, [2, 4, 6, 8])
+    assert not (np.roll(left, 1, axis=1) & right).any()
+    # ventricles and deep nuclei are compact: a few percent of the white matter
+    sizes = np.bincount(sample.labels.ravel(), minlength=9)
+    assert sizes[5:9].max() < 0.1 * sizes[1:3].min()
+    # T1 contrast on a scanner offset: white > grey > ventricle
+    mean = {i: sample.image[sample.labels == i].mean() for i in (1, 3, 5)}
+    assert mean[1] > mean[3] > mean[5] > 700
+    # the cortex ends before the stack does on at least one side: objects end mid-stack
+    slices = [np.flatnonzero((sample.labels == i).any((1, 2))) for i in BRAIN_CLASSES]
+    assert any(s[0] > 0 or s[-1] < 19 for s in slices)
+    with pytest.raises(ValueError, match="z_step must be > 0, got -1"):
+        brain_volume(shape=(4, 32, 32), z_step=-1)

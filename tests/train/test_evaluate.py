@@ -69,6 +69,48 @@ def test_report_tables_show_means_and_margins():
     assert "| 12-20 px | 1 | 0.900 | 0.600 |" in text
 
 
+def test_report_says_how_many_objects_end_within_one_slice():
+    scores = [
+        ObjectScore("real-like", "tissue-volume", 0, i, MODEL, 0.5, 20.0, extent_error=error)
+        for i, error in enumerate([0, 1, 1, 2, 9])
+    ]
+    scores.append(ObjectScore("2d", "nuclei", 0, 1, MODEL, 0.9, 15.0))
+    report = EvaluationReport("test-model", scores)
+    assert report.within_slices("real-like", MODEL) == pytest.approx(0.6)
+    assert report.within_slices("real-like", MODEL, slices=2) == pytest.approx(0.8)
+    assert np.isnan(report.within_slices("2d", MODEL))
+    text = report.to_markdown()
+    assert "within one slice of the truth: model 60%." in text
+    assert text.count("within one slice") == 1  # not under the 2-D table
+
+
+def test_real_like_suite_scores_dice_and_extent_of_held_out_tissue_and_brain_volumes():
+    from napari_samed2.model import load_model
+    from napari_samed2.synthetic import BRAIN_CLASSES, brain_volume, tissue_volume
+    from napari_samed2.train.evaluate import EVAL_SEED, evaluate, held_out_sets
+
+    tissue, brain = held_out_sets(["real-like"], quick=True)
+    base = EVAL_SEED + 1000 * 5  # the documented held-out seeds of the sixth suite
+    assert np.array_equal(tissue.samples[0].image, tissue_volume((16, 96, 96), seed=base).image)
+    assert np.array_equal(brain.samples[0].labels, brain_volume((12, 96, 96), seed=base).labels)
+    assert (tissue.kind, brain.kind) == ("tissue-volume", "brain-volume")
+    assert tissue.samples[0].image.dtype == brain.samples[0].image.dtype == np.uint16
+    nano = load_model("samed2-nano", device="cpu", precision="fp32")
+    report = evaluate(nano, suites=["real-like"], quick=True, baselines=False)
+    for eval_set in (tissue, brain):
+        scored = {s.obj_id for s in report.scores if s.kind == eval_set.kind}
+        assert scored == set(eval_set.samples[0].object_ids)
+    assert {s.obj_id for s in report.scores if s.kind == "brain-volume"} <= set(BRAIN_CLASSES)
+    for score in report.scores:
+        assert score.suite == "real-like" and 0.0 <= score.dice <= 1.0
+        assert 0 <= score.extent_error <= 16
+    # a propagated object ends somewhere: not every object is off by the whole stack (what an
+    # empty prediction scores)
+    assert np.mean([s.extent_error for s in report.scores]) < 12
+    assert "Real-like volumes" in report.to_markdown()
+    assert 0.0 <= report.within_slices("real-like", MODEL) <= 1.0
+
+
 def test_evaluate_data_runs_the_engine_and_baselines_on_user_data():
     sample = nuclei_image(shape=(96, 96), seed=4, degradation=CLEAR)
     net = build_model(small_config(), temporal_adapter=True)

@@ -32,3 +32,20 @@ def test_equivalent_diameter_and_buckets():
     assert size_bucket(5) == "<12 px"
     assert size_bucket(12) == "12-20 px"
     assert size_bucket(100) == ">=40 px"
+
+
+def test_extent_error_is_the_larger_offset_of_the_first_and_last_slice():
+    from napari_samed2.train.metrics import extent_error
+
+    truth = np.zeros((10, 4, 4), bool)
+    truth[3:7, 1, 1] = True  # slices 3-6
+    predicted = np.zeros_like(truth)
+    predicted[3:7, 2, 2] = True  # same slices, other pixels: extent right, Dice 0
+    assert extent_error(predicted, truth) == 0
+    predicted[2:10, 2, 2] = True  # 2-9: one slice early, three late
+    assert extent_error(predicted, truth) == 3
+    assert extent_error(np.zeros_like(truth), truth) == 10  # nothing: off by the whole stack
+    with pytest.raises(ValueError, match="truth is empty"):
+        extent_error(predicted, np.zeros_like(truth))
+    with pytest.raises(ValueError, match="stacks"):
+        extent_error(predicted[0, 0], truth[0, 0])

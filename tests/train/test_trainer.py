@@ -101,6 +101,39 @@ def test_event_focus_draws_clips_around_divisions_and_entries_with_those_cells_f
         ClipSampler(**settings, event_focus=1.5)
 
 
+@pytest.mark.parametrize("kind", ["tissue-volume", "nuclei-volume"])
+def test_end_focus_runs_clips_past_the_end_of_their_first_object(kind):
+    def first_objects_presence(sampler, batches=6):
+        """(K, T) presence of each clip's first tracked object."""
+        rows = []
+        for index in range(batches):
+            clip = sampler.batch(index)
+            present = clip.masks.flatten(2).any(-1)  # (N, T)
+            owners = clip.object_clips()
+            rows += [present[int(torch.nonzero(owners == c)[0])] for c in owners.unique()]
+        return torch.stack(rows)
+
+    settings = dict(image_size=64, num_frames=4, batch_size=2, seed=7, objects_per_clip=3,
+                    mix={kind: 1.0}, field_sizes=(96,))  # fmt: skip
+    focused = first_objects_presence(ClipSampler(**settings, end_focus=1.0))
+    # present on the first frame, gone by the last, and never back once gone
+    assert focused[:, 0].all()
+    ends = ~focused[:, -1]
+    assert ends.float().mean() >= 0.75
+    for row in focused[ends]:
+        gone = int(torch.nonzero(~row)[0])
+        assert not row[gone:].any(), row
+    plain = first_objects_presence(ClipSampler(**settings))
+    assert (~plain[:, -1]).float().mean() < ends.float().mean()
+    # end_focus=0 draws exactly the clips a sampler without the option draws
+    assert torch.equal(
+        ClipSampler(**settings, end_focus=0.0).batch(2).images,
+        ClipSampler(**settings).batch(2).images,
+    )
+    with pytest.raises(ValueError, match=r"end_focus must be in \[0, 1\], got -0.1"):
+        ClipSampler(**settings, end_focus=-0.1)
+
+
 def test_a_few_steps_on_one_clip_reduce_the_loss():
     torch.manual_seed(0)
     net = build_model(TINY, temporal_adapter=True).train()
@@ -195,7 +228,16 @@ def test_export_records_the_loss_weights_and_extra_record(tmp_path):
     path = export_weights(tmp_path / "run", tmp_path / "w.safetensors", record={"note": "x"})
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["loss_weights"]["focal"] == 1.0 and record["loss_weights"]["dice"] == 5.0
+    assert record["loss_weights"]["object_score"] == 1.0 and "end_focus" not in record
     assert record["note"] == "x" and record["steps"] == 1
+    train(_tiny_settings(steps=1, object_score_weight=3.0, end_focus=0.5), tmp_path / "run2",
+          device="cpu", progress=False)  # fmt: skip
+    record = json.loads(
+        export_weights(tmp_path / "run2", tmp_path / "w2.safetensors")
+        .with_suffix(".json")
+        .read_text()
+    )
+    assert record["loss_weights"]["object_score"] == 3.0 and record["end_focus"] == 0.5
 
 
 def test_click_seed_changes_the_training_loss_and_is_exported(tmp_path):

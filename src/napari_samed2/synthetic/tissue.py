@@ -74,20 +74,20 @@ def _place_3d(shape, rng, radius, depth, density) -> tuple[np.ndarray, np.ndarra
     slices, rows, cols = shape
     mean_volume = (4 / 3) * np.pi * np.mean(depth) * np.mean(radius) ** 2
     target = max(1, int(density * slices * rows * cols / mean_volume))
-    centres: list[np.ndarray] = []
-    radii: list[np.ndarray] = []
+    centres, radii = np.empty((target, 3)), np.empty((target, 3))
+    placed = 0
     for _ in range(target * 30):
-        if len(centres) >= target:
+        if placed >= target:
             break
         r = rng.uniform(*radius)
         size = np.array([rng.uniform(*depth), r, r * rng.uniform(0.7, 1.0)])
         centre = rng.uniform([-0.5 * size[0], 0, 0], [slices - 1 + 0.5 * size[0], rows, cols])
-        if centres:
+        if placed:
             # distance in units of the two objects' radii along each axis
-            scale = (np.array(radii) + size) / 2
-            gap = np.sqrt((((np.array(centres) - centre) / scale) ** 2).sum(-1))
+            scale = (radii[:placed] + size) / 2
+            gap = np.sqrt((((centres[:placed] - centre) / scale) ** 2).sum(-1))
             if gap.min() < 1.6:
                 continue
-        centres.append(centre)
-        radii.append(size)
-    return np.array(centres).reshape(-1, 3), np.array(radii).reshape(-1, 3)
+        centres[placed], radii[placed] = centre, size
+        placed += 1
+    return centres[:placed], radii[:placed]

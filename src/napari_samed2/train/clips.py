@@ -36,7 +36,8 @@ DEFAULT_MIX: dict[str, float] = {
     "organ-volume": 0.04,
     "timelapse": 0.25,
 }
-STACK_KINDS = ("nuclei-volume", "organ-volume", "timelapse")
+VOLUME_KINDS = ("nuclei-volume", "organ-volume", "tissue-volume", "brain-volume")  # z, not time
+STACK_KINDS = (*VOLUME_KINDS, "timelapse")
 ENGINE_PERCENTILES = (0.5, 99.5)  # engine/frames.py FrameSource default
 MIN_OBJECT_AREA = 24  # pixels at the network's input size on the prompted frame
 
@@ -154,6 +155,12 @@ class ClipSampler:
         field, with the cells involved always among the tracked objects. Such moments are
         otherwise rare in short clips; they teach the object score that a mother ends where it
         divides, a daughter begins there, and an entering cell is absent before it enters.
+    end_focus : float
+        Fraction of volume clips whose frames run past the end of an object present on the
+        first frame (1 to T-1 frames with it, then none), with that object always tracked.
+        A random window rarely shows an end at the right moment; these teach the object
+        score to say "absent" where the object's blurred tail and its neighbours above
+        remain (the embedded model carried nuclei through whole stacks without them).
     """
 
     def __init__(
@@ -166,10 +173,13 @@ class ClipSampler:
         field_sizes: tuple[int, ...] = (64, 96, 128, 160, 192, 256),
         objects_per_clip: int = 1,
         event_focus: float = 0.0,
+        end_focus: float = 0.0,
     ):
-        if not 0.0 <= event_focus <= 1.0:
-            raise ValueError(f"event_focus must be in [0, 1], got {event_focus}")
+        for name, value in (("event_focus", event_focus), ("end_focus", end_focus)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         self.event_focus = event_focus
+        self.end_focus = end_focus
         if objects_per_clip < 1:
             raise ValueError(f"objects_per_clip must be >= 1, got {objects_per_clip}")
         self.objects_per_clip = objects_per_clip
@@ -244,6 +254,7 @@ class ClipSampler:
         the clip was chosen to show (empty for most clips)."""
         frames = self.num_frames
         involved: set[int] = set()
+        past_end = False
         height = int(rng.choice(self.field_sizes))
         width = int(np.clip(height * rng.uniform(0.75, 1.33), 48, 320))
         seed = int(rng.integers(2**31))
@@ -257,12 +268,18 @@ class ClipSampler:
                 around_event = False
                 depth = max(frames * stride, int(rng.integers(frames * stride, 24)))
             sample = generator(shape=(depth, height, width), seed=seed)
-            scaled = scale_intensity(sample.image)
+            scaled, stack_labels = scale_intensity(sample.image), sample.labels
             start = int(rng.integers(0, depth - frames * stride + 1))
             if around_event:
                 start, involved = _window_around_event(sample, frames, rng, start)
+            if kind in VOLUME_KINDS and frames > 1 and self.end_focus > 0:
+                past_end = rng.random() < self.end_focus
+            if past_end:
+                if rng.random() < 0.5:  # an object's first slice is its end going up
+                    scaled, stack_labels = scaled[::-1], stack_labels[::-1]
+                start, involved = _window_past_end(stack_labels, frames, stride, rng, start)
             picks = start + stride * np.arange(frames)
-            frames_, labels = scaled[picks], sample.labels[picks]
+            frames_, labels = scaled[picks], stack_labels[picks]
         else:
             pad = 6
             sample = generator(shape=(height + 2 * pad, width + 2 * pad), seed=seed)
@@ -278,7 +295,7 @@ class ClipSampler:
                 offsets[:] = pad
             frames_ = np.stack([scaled[y : y + height, x : x + width] for y, x in offsets])
             labels = np.stack([sample.labels[y : y + height, x : x + width] for y, x in offsets])
-        if rng.random() < 0.5:  # the engine propagates both ways
+        if not (past_end and involved) and rng.random() < 0.5:  # the engine goes both ways
             frames_, labels = frames_[::-1], labels[::-1]
         if rng.random() < 0.5:
             frames_, labels = frames_[:, :, ::-1], labels[:, :, ::-1]
@@ -325,6 +342,30 @@ def _window_around_event(
     if high < low:
         return start, set()
     return int(rng.integers(low, high + 1)), ids
+
+
+def _window_past_end(
+    labels: np.ndarray, frames: int, stride: int, rng: np.random.Generator, start: int
+) -> tuple[int, set[int]]:
+    """A window start whose ``frames`` slices (``stride`` apart) hold an object on the first
+    1 to ``frames - 1`` slices and not after, and that object's id; ``start`` and no ids when
+    no object of ``labels`` (Z, Y, X) fits."""
+    depth = len(labels)
+    last_start = depth - stride * (frames - 1) - 1
+    present = np.zeros((depth, int(labels.max()) + 1), bool)
+    for z in range(depth):
+        present[z, np.unique(labels[z])] = True
+    ids = np.flatnonzero(present[:, 1:].any(0)) + 1
+    for obj_id in rng.permutation(ids):
+        slices = np.flatnonzero(present[:, obj_id])
+        first, last = int(slices[0]), int(slices[-1])
+        if last >= depth - 1:
+            continue  # it does not end inside the stack
+        inside = int(rng.integers(1, frames))  # slices of the window with the object
+        window = last - stride * (inside - 1) - int(rng.integers(stride))
+        if first <= window <= last_start and window >= 0:
+            return window, {int(obj_id)}
+    return start, set()
 
 
 def _resize(stack: torch.Tensor, size: int, is_mask: bool) -> torch.Tensor:

@@ -77,6 +77,19 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         "those cells tracked (default 0)",
     )
     parser.add_argument(
+        "--end-focus",
+        type=float,
+        default=0.0,
+        help="fraction of volume clips that run past the end of a tracked object, so the "
+        "object score learns where objects end (default 0)",
+    )
+    parser.add_argument(
+        "--score-weight",
+        type=float,
+        default=1.0,
+        help="weight of the object-score (present/absent) loss (SAM2: 1)",
+    )
+    parser.add_argument(
         "--mix",
         type=parse_mix,
         default=None,
@@ -150,11 +163,20 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         init_from=args.init_from,
         event_focus=args.event_focus,
+        end_focus=args.end_focus,
+        object_score_weight=args.score_weight,
     )
-    for flag, value in (("--carry-drop", args.carry_drop), ("--event-focus", args.event_focus)):
+    for flag, value in (
+        ("--carry-drop", args.carry_drop),
+        ("--event-focus", args.event_focus),
+        ("--end-focus", args.end_focus),
+    ):
         if not 0.0 <= value <= 1.0:
             print(f"error: {flag} ({value}) must be in [0, 1]", file=sys.stderr)
             return 2
+    if not 0.0 <= args.score_weight < float("inf"):
+        print(f"error: --score-weight ({args.score_weight}) must be a number >= 0", file=sys.stderr)
+        return 2
     if args.mix is not None:
         settings.mix = args.mix
     try:
@@ -191,7 +213,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         "--suite",
         action="append",
         default=None,
-        help="one of all, 2d, volume, timelapse, small, memory (repeatable; default all)",
+        help="one of all, 2d, volume, timelapse, small, memory, real-like "
+        "(repeatable; default all)",
     )
     parser.add_argument("--quick", action="store_true", help="one small sample per data kind")
     parser.add_argument("--no-baselines", action="store_true", help="skip watershed/random walker")

@@ -10,7 +10,8 @@ import numpy as np
 
 from .metrics import SIZE_BUCKETS, size_bucket
 
-SUITES = ("2d", "volume", "timelapse", "small", "memory")
+SUITES = ("2d", "volume", "timelapse", "small", "memory", "real-like")
+STACK_SUITES = ("volume", "timelapse", "memory", "real-like")
 MODEL = "model"
 WATERSHED = "watershed"
 RANDOM_WALKER = "random walker"
@@ -19,7 +20,8 @@ ZOOMED = f"{MODEL} (zoom)"
 
 @dataclass
 class ObjectScore:
-    """The Dice of one object under one method."""
+    """The Dice of one object under one method; in a stack also how many slices its predicted
+    extent is off (`metrics.extent_error`)."""
 
     suite: str
     kind: str
@@ -29,6 +31,7 @@ class ObjectScore:
     dice: float
     diameter: float
     seconds: float = 0.0
+    extent_error: int | None = None
 
 
 @dataclass
@@ -55,6 +58,19 @@ class EvaluationReport:
             if s.suite == suite and s.method == method and (kind is None or s.kind == kind)
         ]
         return float(np.mean(values)) if values else float("nan")
+
+    def within_slices(
+        self, suite: str, method: str, slices: int = 1, kind: str | None = None
+    ) -> float:
+        """Fraction of objects whose predicted extent is at most ``slices`` off (nan if none
+        has an extent: 2-D suites)."""
+        errors = [
+            s.extent_error
+            for s in self.scores
+            if s.suite == suite and s.method == method and (kind is None or s.kind == kind)
+            and s.extent_error is not None
+        ]  # fmt: skip
+        return float(np.mean([e <= slices for e in errors])) if errors else float("nan")
 
     def methods(self, suite: str) -> list[str]:
         seen: list[str] = []
@@ -117,11 +133,25 @@ class EvaluationReport:
                 label = kind if kind is not None else "**all**"
                 lines.append(f"| {label} | {count} | " + " | ".join(cells) + " |")
             lines.append("")
+            lines += self._extent_line(suite, methods)
             if MODEL in methods or any(m.startswith(MODEL) for m in methods):
                 lines += self._margins(suite, methods)
             if suite in ("small", "2d"):
                 lines += self._size_table(suite, methods)
         return "\n".join(lines)
+
+    def _extent_line(self, suite: str, methods: list[str]) -> list[str]:
+        if suite not in STACK_SUITES:
+            return []
+        parts = [
+            f"{m} {fraction:.0%}"
+            for m in methods
+            if not np.isnan(fraction := self.within_slices(suite, m))
+        ]
+        if not parts:
+            return []
+        return ["Objects whose predicted extent is within one slice of the truth: "
+                + ", ".join(parts) + ".", ""]  # fmt: skip
 
     def _margins(self, suite: str, methods: list[str]) -> list[str]:
         ours = [m for m in methods if m.startswith(MODEL)]
@@ -168,4 +198,6 @@ SUITE_TITLES = {
     "timelapse": "Time-lapses, one prompted frame per object, tracked both ways",
     "small": "Small nuclei (8-20 px) in large fields: whole field vs automatic zoom",
     "memory": "Selective vs SAM2 memory, sequences with noisy and blank frames (clean frames)",
+    "real-like": "Real-like volumes (dense nuclei under an axial blur; T1 brain MRI with folded "
+    "tissue classes), one prompted slice per object, propagated both ways",
 }

@@ -47,6 +47,28 @@ def iou(prediction, truth) -> float:
     return int((prediction & truth).sum()) / union
 
 
+def extent_error(prediction, truth) -> int:
+    """How many slices the predicted extent of an object in a stack is off from the true one:
+    the larger of the offsets of its first and its last slice (0: it starts and ends where the
+    truth does). An empty prediction of a present object counts as off by the stack's length.
+
+    Parameters
+    ----------
+    prediction, truth : array-like of bool
+        ``(Z, ...)`` the object's masks per slice or frame; ``truth`` not empty.
+    """
+    prediction, truth = _pair(prediction, truth)
+    if prediction.ndim < 2:
+        raise ValueError(f"masks must be stacks (Z, ...), got {prediction.ndim} dimension(s)")
+    true_slices = np.flatnonzero(truth.reshape(len(truth), -1).any(1))
+    if true_slices.size == 0:
+        raise ValueError("truth is empty: an extent needs an object")
+    got = np.flatnonzero(prediction.reshape(len(prediction), -1).any(1))
+    if got.size == 0:
+        return len(truth)
+    return int(max(abs(got[0] - true_slices[0]), abs(got[-1] - true_slices[-1])))
+
+
 def equivalent_diameter(mask) -> float:
     """Diameter of the disc with the area of ``mask``'s largest 2-D cross-section (pixels)."""
     mask = np.asarray(mask, bool)

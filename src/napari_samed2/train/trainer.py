@@ -98,6 +98,10 @@ class TrainSettings:
     event_focus : float
         Fraction of time-lapse clips chosen around a division or an entering cell
         (`ClipSampler`).
+    end_focus : float
+        Fraction of volume clips that run past the end of a tracked object (`ClipSampler`).
+    object_score_weight : float
+        Weight of the object-score (present/absent) loss term (SAM2: 1).
     threads : int
         torch CPU threads (0 leaves torch's default).
     init_from : str, optional
@@ -129,11 +133,22 @@ class TrainSettings:
     temporal_adapter: bool = True
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     event_focus: float = 0.0
+    end_focus: float = 0.0
+    object_score_weight: float = 1.0
     threads: int = 0
     init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def loss_weights(settings: TrainSettings) -> LossWeights:
+    """The loss weights ``settings`` asks for (IoU head: SAM2's)."""
+    return LossWeights(
+        focal=settings.focal_weight,
+        dice=settings.dice_weight,
+        object_score=settings.object_score_weight,
+    )
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -224,6 +239,7 @@ def train(
         mix=settings.mix,
         objects_per_clip=settings.objects_per_clip,
         event_focus=settings.event_focus,
+        end_focus=settings.end_focus,
     )
     end = settings.steps if stop_after is None else min(settings.steps, start + stop_after)
     logger.info(
@@ -244,7 +260,7 @@ def train(
         carry_mask=settings.carry_mask,
         carry_drop=settings.carry_drop,
     )
-    weights = LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)
+    weights = loss_weights(settings)
     model = ClipLoss(net, prompting, weights).train()
     bar = tqdm(total=settings.steps, initial=start, disable=not progress, desc="train")
     window: list[dict[str, float]] = []
@@ -433,12 +449,13 @@ def export_weights(
         "click_task": settings.click_task,
         "click_seed": settings.click_seed,
         "carry_mask": settings.carry_mask,
-        "loss_weights": asdict(LossWeights(focal=settings.focal_weight, dice=settings.dice_weight)),
+        "loss_weights": asdict(loss_weights(settings)),
         "lr": settings.lr,
         "data": data,
         "mix": settings.mix,
         **({"carry_drop": settings.carry_drop} if settings.carry_mask else {}),
         **({"event_focus": settings.event_focus} if settings.event_focus else {}),
+        **({"end_focus": settings.end_focus} if settings.end_focus else {}),
         **_init_record(run_dir, settings),
         **(record or {}),
     }
