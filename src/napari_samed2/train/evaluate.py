@@ -15,7 +15,8 @@ Suites (held-out synthetic sets, seeds from `EVAL_SEED` on, which training never
   and below, a long axial blur, a low dynamic range on a camera offset) and T1 brain MRI
   (`synthetic.brain_volume`: white and grey matter per hemisphere meeting along folded
   boundaries, ventricles and deep grey nuclei, thick slices, bias field, Rician noise); one
-  click per object on its largest slice, propagated both ways.
+  click per object on its largest slice, propagated both ways (40 objects per volume, a seeded
+  choice among those at least 8 px across).
 
 Stack suites also score each object's extent: how many slices its first and last predicted
 slices are off from the truth (`metrics.extent_error`).
@@ -54,6 +55,9 @@ EVAL_SEED = 10_000
 SMALL_FIELDS = (512, 1024, 2048)  # field sizes of the small-object suite (one sample each)
 SMALL_FIELDS_QUICK = (384,)
 SMALL_MAX_OBJECTS = 40  # nuclei scored per field (a seeded choice): 2048 px hold thousands
+REAL_LIKE_MAX_OBJECTS = 40  # objects scored per real-like volume (a seeded choice): a dense
+# tissue volume holds hundreds of nuclei
+REAL_LIKE_MIN_DIAMETER = 8.0  # pixels on the object's largest slice: no slivers at the edges
 
 
 # -- held-out data ---------------------------------------------------------------------------------
@@ -334,6 +338,8 @@ def _baselines(suite, kind, index, image, labels, clicks, scored=None) -> list[O
 def _run_stack(model, sample, kind, index, baselines, suite, memory="selective", zoom=False):
     labels = sample.labels
     clicks = _clicks_on_frames(np.where(labels > 0, labels, 0), suite)
+    if suite == "real-like":
+        clicks = _real_like_choice(clicks, labels, index)
     if not clicks:
         return []
     started = time.perf_counter()
@@ -368,6 +374,16 @@ def _run_stack(model, sample, kind, index, baselines, suite, memory="selective",
     if baselines and suite != "memory":
         scores += _baselines(suite, kind, index, sample.image, labels, clicks)
     return scores
+
+
+def _real_like_choice(clicks: dict, labels: np.ndarray, index: int) -> dict:
+    """At most `REAL_LIKE_MAX_OBJECTS` of ``clicks`` (a seeded choice among the objects at
+    least `REAL_LIKE_MIN_DIAMETER` across), in id order."""
+    ids = [i for i in clicks if equivalent_diameter(labels == i) >= REAL_LIKE_MIN_DIAMETER]
+    if len(ids) > REAL_LIKE_MAX_OBJECTS:
+        rng = np.random.default_rng([EVAL_SEED, index, labels.shape[0]])
+        ids = sorted(int(i) for i in rng.choice(ids, REAL_LIKE_MAX_OBJECTS, replace=False))
+    return {i: clicks[i] for i in ids}
 
 
 def _run_volume(model, sample, kind, index, baselines, zoom=False):
