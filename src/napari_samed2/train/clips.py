@@ -363,7 +363,7 @@ def _window_past_end(
             continue  # it does not end inside the stack
         inside = int(rng.integers(1, frames))  # slices of the window with the object
         window = last - stride * (inside - 1) - int(rng.integers(stride))
-        if first <= window <= last_start and window >= 0:
+        if first <= window <= last_start:
             return window, {int(obj_id)}
     return start, set()
 
