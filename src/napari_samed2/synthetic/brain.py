@@ -83,7 +83,7 @@ def brain_volume(
     # the surface; white matter reaches out into each gyrus, away from the sulci around it
     field = ndi.gaussian_filter(rng.standard_normal(zz.shape), (3.0 * sub / step, 5.0, 5.0))
     field /= field.std() + 1e-12
-    depth = rng.uniform(0.72, 0.82, 1) * folds
+    depth = rng.uniform(0.72, 0.82) * folds  # of the sulci, as a fraction of the radius
     sulcus = (np.abs(field) < 0.12) & (radius > 1.0 - 0.4 * depth) & (radius < 1.0)
     brain = radius < 1.0
     from_sulcus = ndi.distance_transform_edt(~sulcus, sampling=(step / sub, 1.0, 1.0))
