@@ -46,12 +46,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 import registry_data
 
 
-def propagation_scores(model, image, labels, obj_ids, *, excluded=(), propagate=True) -> list[dict]:
+def propagation_scores(
+    model, image, labels, obj_ids, *, excluded=(), propagate=True, ends_once=None
+) -> list[dict]:
     """One click per object on its largest slice (not one of ``excluded``), propagated both
     ways: Dice over the slices not ``excluded`` and the offsets of the predicted first and
     last slices from the true ones (None if nothing predicted). Without ``propagate``, the
-    clicked slice alone is scored."""
-    session = PropagationSession(model, image, axis=0)
+    clicked slice alone is scored. The stack is a depth stack ("Z"): ``ends_once`` None takes
+    the model profile's choice for it."""
+    session = PropagationSession(model, image, axis=0, axis_kind="Z", ends_once=ends_once)
     scored = np.ones(labels.shape[0], bool)
     scored[list(excluded)] = False
     rows = []
@@ -195,6 +198,12 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-finetune", action="store_true", help="score the base model only (one click)"
     )
+    parser.add_argument(
+        "--compare-ends-once",
+        action="store_true",
+        help="also score both models with objects ending once switched off (the profile's "
+        "choice for depth stacks is the main score)",
+    )
     parser.add_argument("--work", type=Path, default=None, help="folder for the set and model")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
@@ -212,21 +221,25 @@ def main(argv=None) -> int:
     labelset = LabelSet.create(work / "set")
     import_layer(labelset, domain.image, domain.labels, image_name="train", frames=frames)
 
-    def scores(model) -> list[dict]:
+    def scores(model, ends_once=None) -> list[dict]:
         return [
             row
             for image, labels, ids, excluded in domain.tests
             for row in propagation_scores(
-                model, image, labels, ids, excluded=excluded, propagate=domain.propagate
+                model, image, labels, ids, excluded=excluded, propagate=domain.propagate,
+                ends_once=ends_once,
             )
-        ]
+        ]  # fmt: skip
 
+    compare = args.compare_ends_once and domain.propagate
     started = time.perf_counter()
-    before = scores(load_model(args.base, device="cpu"))
+    base = load_model(args.base, device="cpu")
+    before = scores(base)
     eval_seconds = time.perf_counter() - started
+    without = {"before_without_ends_once": summarise(scores(base, False))} if compare else {}
     if args.no_finetune:
         report = {"domain": args.domain, "base": args.base, "before": summarise(before),
-                  "eval_seconds_per_model": round(eval_seconds, 1)}  # fmt: skip
+                  **without, "eval_seconds_per_model": round(eval_seconds, 1)}  # fmt: skip
         print(json.dumps(report, indent=1))
         if args.json:
             args.json.write_text(json.dumps({**report, "before_rows": before}, indent=1))
@@ -249,7 +262,10 @@ def main(argv=None) -> int:
         settings=settings,
         progress=_progress,
     )
-    after = scores(load_model(result.path, device="cpu"))
+    tuned = load_model(result.path, device="cpu")
+    after = scores(tuned)
+    if compare:
+        without["after_without_ends_once"] = summarise(scores(tuned, False))
     report = {
         "domain": args.domain,
         "base": args.base,
@@ -260,6 +276,7 @@ def main(argv=None) -> int:
         "heldout_dice": result.card["heldout_dice"],
         "before": summarise(before),
         "after": summarise(after),
+        **without,
         "eval_seconds_per_model": round(eval_seconds, 1),
     }
     report["before_rows"], report["after_rows"] = before, after

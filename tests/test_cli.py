@@ -113,6 +113,38 @@ def test_propagate_with_motion_matches_a_session_that_follows_motion(tmp_path):
     assert not np.array_equal(followed, still)  # the flag reached the session
 
 
+def test_a_depth_axis_kind_ends_objects_once_as_a_session_does(tmp_path):
+    """A nucleus volume with a burst of bad slices: with ``--axis-kind Z`` the nano model's
+    profile ends the object where its mask goes empty; ``--no-ends-once`` carries it on."""
+    from napari_samed2.synthetic import nuclei_volume
+    from napari_samed2.synthetic.degradation import corrupt_frames
+
+    sample = corrupt_frames(nuclei_volume(shape=(16, 96, 96), seed=36), seed=36, burst=True)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, sample.image)
+    args = ["propagate", str(path), "--model", "samed2-nano", "--device", "cpu"]
+    args += ["--axis-kind", "Z", "--point", "2,65,48"]
+    model = load_model("samed2-nano", "cpu", progressbar=False)
+    prompts = [Prompt("point", 2, 1, (65, 48))]
+    written = {}
+    for name, extra in (("ends", []), ("carries", ["--no-ends-once"])):
+        out = tmp_path / f"{name}.npy"
+        assert main([*args, *extra, "--out", str(out)]) == 0
+        written[name] = np.load(out)
+    ends = PropagationSession(model, sample.image, axis_kind="Z")
+    carries = PropagationSession(model, sample.image, axis_kind="Z", ends_once=False)
+    assert ends.options.ends_once and not carries.options.ends_once
+    assert np.array_equal(written["ends"], segment_stack(ends, prompts).labels)
+    assert np.array_equal(written["carries"], segment_stack(carries, prompts).labels)
+    assert not np.array_equal(written["ends"], written["carries"])  # the flag reached it
+
+
+def test_an_unknown_axis_kind_is_refused_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["propagate", str(tmp_path / "x.tif"), "--axis-kind", "Q", "--point", "0,1,1"])
+    assert "--axis-kind: invalid choice: 'Q' (choose from 'T', 'Z')" in capsys.readouterr().err
+
+
 # -- outputs never destroy data, and are checked before the run ----------------------------------
 
 

@@ -49,6 +49,7 @@ def _message(error: BaseException) -> str:
 def build_parser() -> argparse.ArgumentParser:
     from .engine.options import MEMORY_MODES
     from .engine.results import DIRECTIONS
+    from .model.profile import AXIS_KINDS
     from .model.registry import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
@@ -140,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="the carried mask follows each object's motion: for a time-lapse or video "
-        "(models that carry the mask, e.g. samed2-nano; default off)",
+        "(models that carry the mask, e.g. samed2-nano; default: the profile's choice for "
+        "--axis-kind: on for samed2-nano on T, off otherwise)",
     )
     propagate.add_argument(
         "--connected",
@@ -148,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="drop parts of a propagated mask that do not touch the object's mask on the frame "
         "before (default: the model profile's choice: on for samed2-nano, off for SAM2 models)",
+    )
+    propagate.add_argument(
+        "--ends-once",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="an object that ends on a slice stays absent beyond it, away from its prompts "
+        "(default: the model profile's choice for the axis kind: on for samed2-nano on depth "
+        "axes, off otherwise)",
+    )
+    propagate.add_argument(
+        "--axis-kind",
+        choices=AXIS_KINDS,
+        default=None,
+        help="what the frame axis is: Z (depth) or T (time); picks the model profile's "
+        "defaults for --motion and --ends-once (default: unknown, both off)",
     )
     propagate.add_argument(
         "--disk-cache",
@@ -255,6 +272,7 @@ def _propagate(args: argparse.Namespace) -> int:
         zoom=args.zoom,
         motion=args.motion,
         connected=args.connected,
+        ends_once=args.ends_once,
     )
     check_labels_suffix(args.out)
     outputs = {"--out": args.out}
@@ -280,7 +298,7 @@ def _propagate(args: argparse.Namespace) -> int:
         data,
         axis=axes.axis,
         position=axes.position,
-        options=options.resolved(model.profile),
+        options=options.resolved(model.profile, args.axis_kind),
         settings=SessionSettings() if args.disk_cache else SessionSettings(disk_cache_bytes=0),
     )
     try:

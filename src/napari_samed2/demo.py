@@ -81,7 +81,7 @@ def run_headless(
     prompts, truth_ids = demo_prompts(sample.labels)
     start = time.perf_counter()
     model = load_model(model_name, device=device, precision=precision)
-    session = PropagationSession(model, sample.image, axis=0)
+    session = PropagationSession(model, sample.image, axis=0, axis_kind="Z")  # a volume
     propagate_start = time.perf_counter()
     segmentation = segment_stack(session, prompts, direction="both")
     elapsed = time.perf_counter() - start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,13 @@ def test_memory_attention_benchmark_runs_and_both_sides_agree():
     row = _script("bench_memory_attention").run(size=128, frames=3, repeats=1)
     assert row["max_abs_difference"] < 1e-4
     assert row["sam2_ms"] > 0 and row["kept_keys_ms"] > 0 and row["tokens_per_memory"] == 64
+
+
+def test_demo_benchmark_runs_both_settings_at_the_same_quality(tmp_path):
+    out = tmp_path / "demo.json"
+    assert _script("bench_demo").main(["--repeats", "1", "--allow-busy", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["busy"] is True and report["runs"]["ends once"][0] > 0
+    # on the demo volume, ending objects once keeps the masks (Dice 0.960 both ways)
+    assert report["mean_dice"]["ends once"] >= 0.95
+    assert abs(report["mean_dice"]["ends once"] - report["mean_dice"]["carried on"]) < 0.005

@@ -31,7 +31,7 @@ def test_defaults_come_from_the_models_profile(small_net, video):
     assert plain.profile == SAM2_PROFILE
     assert plain.options == SessionOptions(
         memory="sam2", gate=0.5, zoom=False, connected=False, motion=False, flips=False,
-        non_overlap=False,
+        non_overlap=False, ends_once=False,
     )  # fmt: skip
     nano_style = PropagationSession(_loaded(small_net, click_seed=True, carry_mask=True), frames)
     assert nano_style.profile == NANO_PROFILE

@@ -183,6 +183,7 @@ def session_controls(widget: SAMed2Widget) -> dict[str, object]:
         "zoom": widget.zoom_check,
         "connected": widget.connected_check,
         "motion": widget.motion_check,
+        "ends once": widget.ends_once_check,
         "model": widget.model_picker,
         "image": widget.image_combo,
         "axis": widget.axis_combo,

@@ -480,12 +480,38 @@ def test_a_time_axis_turns_on_follow_motion(
     viewer.window.add_dock_widget(widget)
     widget.set_model(tiny_nano_model)  # nano's profile follows motion on time axes
     assert widget.motion_check.isChecked()
+    assert not widget.ends_once_check.isChecked()  # cells leave and come back in a movie
     widget.add_object()
     place_point(widget, 3, 20, 30)
     run(qtbot, widget, widget.segment_frame)
     assert widget.state.session.options.motion is True
+    assert widget.state.session.options.ends_once is False
     widget.motion_check.setChecked(False)  # the user's choice wins over the axis label
     assert widget.state.session.options.motion is False and widget.state.options.motion is False
+
+
+def test_a_depth_axis_ends_objects_once_with_the_nano_profile(
+    make_napari_viewer, tiny_nano_model, tiny_sam2_model, small_volume, qtbot
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(small_volume, name="stack", axis_labels=("z", "y", "x"))
+    widget = SAMed2Widget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.set_model(tiny_sam2_model)  # sam2's behaviour: off
+    assert not widget.ends_once_check.isChecked()
+    widget.set_model(tiny_nano_model)
+    assert widget.ends_once_check.isChecked()
+    assert "objects end once on depth axes" in widget.model_picker.status.text()
+    widget.add_object()
+    place_point(widget, 3, 20, 30)
+    run(qtbot, widget, widget.segment_frame)
+    assert widget.state.session.options.ends_once is True
+    widget.ends_once_check.setChecked(False)  # live on the session, kept on the image
+    assert widget.state.session.options.ends_once is False
+    assert widget.state.options.ends_once is False
+    widget.set_model(tiny_sam2_model)
+    widget.set_model(tiny_nano_model)  # the user's choice wins over the profile
+    assert not widget.ends_once_check.isChecked()
 
 
 def test_zoom_to_each_object_gives_objects_their_own_regions(make_napari_viewer, tiny_model, qtbot):

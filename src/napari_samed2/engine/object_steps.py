@@ -9,6 +9,7 @@ import torch
 
 from ..model import with_click_seed
 from .carry import CarryPolicy
+from .extent import absent_output, ended_before
 from .memory import passes_gate
 from .prompts import MASK_LOGIT_CLAMP
 from .results import FrameResult
@@ -97,17 +98,28 @@ def propagation_step(
     connected: bool,
     motion: bool,
     gate: float,
+    ends_once: bool = False,
 ) -> tuple[dict, bool]:
     """Track ``obj_id`` to ``frame`` (a prompted frame keeps its prompt's output).
 
     Returns the output and whether the frame is in the object's memory. ``results``: the
     session's results so far (the carry policy reads their confidence); ``settings``: its
     memory settings; ``region``: the part of the frames the object's model input shows;
-    ``connected``, ``motion``, ``gate``: the session's options (`SessionOptions`).
+    ``connected``, ``motion``, ``gate``, ``ends_once``: the session's options
+    (`SessionOptions`); with ``ends_once`` a frame beyond the object's end (`extent`) is
+    absent without running the network.
     """
+    ended = (
+        ends_once and frame not in track.cond
+        and ended_before(track, frame, reverse, carry.threshold, carry.frames.constant_frames)
+    )  # fmt: skip
     if frame in track.cond:
         out = track.cond[frame]
         in_memory = True
+    elif ended:
+        out = absent_output(track, frame, reverse)
+        track.non_cond.pop(frame, None)  # a memory of an earlier pass must not survive
+        in_memory = False
     else:
         carried = carry.carried_logits(
             track, obj_id, frame, reverse, results, region=region, motion=motion, gate=gate
@@ -134,7 +146,7 @@ def propagation_step(
             if in_memory and out["score"] > 0 and out["iou"] >= settings.bank_threshold:
                 tracker.offer_to_bank(track, obj_id, frame, out, "propagation", settings.key_size)
     track.tracked[frame] = reverse
-    if connected and frame not in track.cond:
+    if connected and frame not in track.cond and not ended:
         out["pred_masks"] = carry.connected_logits(
             track, obj_id, frame, reverse, out, results, gate
         )

@@ -226,6 +226,7 @@ class SessionObjects:
         connected: bool,
         motion: bool,
         gate: float,
+        ends_once: bool = False,
     ) -> FrameResult:
         """Track every prompted object to ``frame`` (`object_steps.propagation_step`)."""
         outputs = {}
@@ -236,6 +237,7 @@ class SessionObjects:
                 self.tracker, self.carry, track, obj_id, frame, reverse, self.results,
                 memory=self.memory, settings=self.settings.memory,
                 region=self.region_of(obj_id), connected=connected, motion=motion, gate=gate,
+                ends_once=ends_once,
             )  # fmt: skip
             outputs[obj_id] = (out, in_memory, frame in track.confirmed)
         return self.store(frame, outputs, non_overlap=non_overlap)

@@ -30,7 +30,7 @@ MEMORY_MODES = tuple(mode.value for mode in MemoryMode)
 
 # Options a running session may change (from the next frame on); the others shape the session
 # (its memory, its regions, its encodings) and need a new one.
-LIVE_OPTIONS = frozenset({"gate", "connected", "motion", "non_overlap"})
+LIVE_OPTIONS = frozenset({"gate", "connected", "motion", "non_overlap", "ends_once"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,11 @@ class SessionOptions:
         One object per pixel in the returned masks (the highest logit wins), as a Labels layer
         holds them; False returns each object's mask as decoded (sam2's predictor). None: the
         profile's default.
+    ends_once : bool or None
+        Objects end once (`engine.extent`): a propagated frame beyond one where the object's
+        mask is empty, away from its prompts, is absent. Right for depth axes (an object fills
+        one run of slices), wrong where objects leave and come back. None: the profile's
+        default for the axis kind (`resolved`).
     """
 
     memory: MemoryMode | None = None
@@ -68,6 +73,7 @@ class SessionOptions:
     motion: bool | None = None
     flips: bool | None = None
     non_overlap: bool | None = None
+    ends_once: bool | None = None
 
     def __post_init__(self) -> None:
         if self.memory is not None:
@@ -86,7 +92,7 @@ class SessionOptions:
             raise ValueError(f"gate must be in [0, 1], got {gate!r}")
         object.__setattr__(self, "gate", float(gate))
         _check_flag("zoom", self.zoom, optional=False)
-        for name in ("connected", "motion", "flips", "non_overlap"):
+        for name in ("connected", "motion", "flips", "non_overlap", "ends_once"):
             _check_flag(name, getattr(self, name), optional=True)
 
     def replace(self, **changes: Any) -> SessionOptions:
@@ -112,7 +118,7 @@ class SessionOptions:
 
     def resolved(self, profile: ModelProfile, axis_kind: str | None = None) -> SessionOptions:
         """These options with every ``None`` replaced by ``profile``'s default; ``axis_kind``
-        ("T", "Z" or None when unknown) picks the motion default."""
+        ("T", "Z" or None when unknown) picks the motion and contiguity defaults."""
         if axis_kind is not None and axis_kind not in AXIS_KINDS:
             raise ValueError(f"axis_kind must be one of {AXIS_KINDS} or None, got {axis_kind!r}")
         return dataclasses.replace(
@@ -122,6 +128,7 @@ class SessionOptions:
             motion=profile.follows_motion(axis_kind) if self.motion is None else self.motion,
             flips=profile.flips if self.flips is None else self.flips,
             non_overlap=profile.non_overlap if self.non_overlap is None else self.non_overlap,
+            ends_once=(profile.ends_once(axis_kind) if self.ends_once is None else self.ends_once),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -50,6 +50,10 @@ class PropagationSession:
         A 2-D image is a one-frame stack whose frame index is 0.
     axis : int
         The propagation axis of ``data``.
+    axis_kind : {"Z", "T"} or None
+        What that axis is (depth or time; None: unknown): picks the profile's defaults that
+        depend on it (carried masks follow motion on time axes; objects end once on depth
+        axes for the nano model).
     options : SessionOptions, optional
         The user's choices (memory, gate, zoom, connected masks, motion, flips, one object
         per pixel); ``None`` fields take the model profile's defaults (`ModelProfile`), so a
@@ -88,6 +92,7 @@ class PropagationSession:
         axis: int = 0,
         options: SessionOptions | None = None,
         *,
+        axis_kind: str | None = None,
         settings: SessionSettings | None = None,
         bank: LongTermBank | None = None,
         rgb: bool | None = None,
@@ -104,7 +109,8 @@ class PropagationSession:
         self.settings = settings or SessionSettings()
         adapted = session_model(model)  # TypeError, ValueError: not a model we can feed
         self.profile = adapted.profile
-        self.options = chosen.resolved(self.profile)
+        self.axis_kind = axis_kind
+        self.options = chosen.resolved(self.profile, axis_kind)  # ValueError: a bad kind
         memory = self.options.memory
         self.net = adapted.net
         self.model_input = ModelInput(adapted.image_size, adapted.mean, adapted.std)
@@ -426,7 +432,7 @@ class PropagationSession:
                     result = self._objects.track_frame(
                         frame, reverse, non_overlap=self.options.non_overlap,
                         connected=self.options.connected, motion=self.options.motion,
-                        gate=self.options.gate,
+                        gate=self.options.gate, ends_once=self.options.ends_once,
                     )  # fmt: skip
                 self.last_frame = frame
                 yield result
@@ -462,7 +468,7 @@ class PropagationSession:
         from the next prompt or propagated frame. The others shape the session (its memory,
         regions, encodings): a `ValueError` says to start a new session. Not during a run
         (`SessionBusyError`). Returns the options now in force."""
-        self.options = self.options.live_change(**changes).resolved(self.profile)
+        self.options = self.options.live_change(**changes).resolved(self.profile, self.axis_kind)
         return self.options
 
     # -- undo (history.py) ---------------------------------------------------------------------

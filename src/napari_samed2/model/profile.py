@@ -41,6 +41,9 @@ class ModelProfile:
     motion_axes : tuple of str
         Axis kinds ("T" time, "Z" depth) on which carried masks follow motion by default
         (`SessionOptions.motion`); only meaningful with ``carry_mask``.
+    ends_once_axes : tuple of str
+        Axis kinds on which objects end once by default (`SessionOptions.ends_once`): a
+        frame beyond an empty one, away from the prompts, is absent.
     """
 
     name: str
@@ -51,18 +54,25 @@ class ModelProfile:
     non_overlap: bool = False
     connected: bool = False
     motion_axes: tuple[str, ...] = ()
+    ends_once_axes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.memory not in MEMORY_DEFAULTS:
             raise ValueError(f"memory must be one of {MEMORY_DEFAULTS}, got {self.memory!r}")
-        unknown = [kind for kind in self.motion_axes if kind not in AXIS_KINDS]
-        if unknown:
-            raise ValueError(f"motion_axes must hold axis kinds {AXIS_KINDS}, got {unknown!r}")
+        for name in ("motion_axes", "ends_once_axes"):
+            unknown = [kind for kind in getattr(self, name) if kind not in AXIS_KINDS]
+            if unknown:
+                raise ValueError(f"{name} must hold axis kinds {AXIS_KINDS}, got {unknown!r}")
 
     def follows_motion(self, axis_kind: str | None) -> bool:
         """Whether carried masks follow motion by default along an axis of ``axis_kind``
         ("T", "Z" or None when unknown)."""
         return self.carry_mask and axis_kind in self.motion_axes
+
+    def ends_once(self, axis_kind: str | None) -> bool:
+        """Whether objects end once by default along an axis of ``axis_kind`` ("T", "Z" or
+        None when unknown)."""
+        return axis_kind in self.ends_once_axes
 
 
 SAM2_PROFILE = ModelProfile("sam2")
@@ -78,6 +88,7 @@ NANO_PROFILE = ModelProfile(
     non_overlap=True,
     connected=True,
     motion_axes=("T",),
+    ends_once_axes=("Z",),
 )
 SAMED2_PROFILE = ModelProfile("samed2", memory="selective")
 

@@ -235,15 +235,19 @@ def _clicks_on_frames(labels: np.ndarray, suite: str) -> dict[int, tuple[int, in
     return clicks
 
 
-def _zoomed_masks(model, image, clicks, memory="selective", motion=False) -> dict[int, np.ndarray]:
+def _zoomed_masks(
+    model, image, clicks, memory="selective", axis_kind=None
+) -> dict[int, np.ndarray]:
     """Object id -> its mask (stack) from one click, each object in its own zoomed region.
 
     ``clicks`` maps object ids to ``(frame, row, col)``. A 2-D image is scored once all its
     objects are clicked (as `_run_2d` does); in a stack each object is propagated both ways on
-    its own (as `_run_stack` does).
+    its own (as `_run_stack` does); ``axis_kind``: the stack's axis, "Z" or "T".
     """
     stack = image if image.ndim == 3 else image[None]
-    session = _session(model, stack, memory=memory, zoom=True, motion=motion)
+    session = _session(
+        model, stack, memory=memory, zoom=True, motion=axis_kind == "T", axis_kind=axis_kind
+    )
     masks = {}
     if image.ndim == 2:
         for obj_id, (frame, row, col) in clicks.items():
@@ -267,7 +271,8 @@ def _zoomed_masks(model, image, clicks, memory="selective", motion=False) -> dic
 
 def _zoom_scores(suite, kind, index, model, image, labels, clicks) -> list[ObjectScore]:
     started = time.perf_counter()
-    masks = _zoomed_masks(model, image, clicks, motion=suite == "timelapse")
+    axis_kind = None if image.ndim == 2 else "T" if suite == "timelapse" else "Z"
+    masks = _zoomed_masks(model, image, clicks, axis_kind=axis_kind)
     elapsed = (time.perf_counter() - started) / max(1, len(clicks))
     valid = labels >= 0
     return [
@@ -344,7 +349,10 @@ def _run_stack(model, sample, kind, index, baselines, suite, memory="selective",
         return []
     started = time.perf_counter()
     # a time-lapse is tracked as the widget tracks one (its T axis): the mask follows motion
-    session = _session(model, sample.image, memory=memory, motion=sample.kind == "timelapse")
+    axis_kind = "T" if sample.kind == "timelapse" else "Z"
+    session = _session(
+        model, sample.image, memory=memory, motion=axis_kind == "T", axis_kind=axis_kind
+    )
     predicted = {}
     # One object at a time, as a user prompts it: the session keeps the encoded frames between
     # objects, and the reset (bank included) keeps one object's memories out of another's.
@@ -445,9 +453,11 @@ RUNNERS = {
 }
 
 
-def _session(model, image, **choices) -> PropagationSession:
-    """A session on a synthetic stack, without the on-disk feature cache: evaluation stacks
-    are seen once, and would evict the user's stacks from it."""
+def _session(model, image, axis_kind=None, **choices) -> PropagationSession:
+    """A session on a synthetic stack (its axis a depth "Z" or time "T" axis, or None for a
+    2-D image), without the on-disk feature cache: evaluation stacks are seen once, and would
+    evict the user's stacks from it."""
     return PropagationSession(
-        model, image, axis=0, settings=SessionSettings(disk_cache_bytes=0), **choices
-    )
+        model, image, axis=0, axis_kind=axis_kind, settings=SessionSettings(disk_cache_bytes=0),
+        **choices,
+    )  # fmt: skip

@@ -32,6 +32,7 @@ def update_enabled(annotator: SAMed2Widget) -> None:
         annotator.zoom_check,
         annotator.connected_check,
         annotator.motion_check,
+        annotator.ends_once_check,
     ):
         control.setEnabled(not running)
     for control in (annotator.segment_button, annotator.forward_button, annotator.backward_button):

@@ -189,6 +189,7 @@ def _profile_text(profile: ModelProfile) -> str:
             ("connected masks", profile.connected),
             ("carried masks", profile.carry_mask),
             ("follow motion on time axes", profile.follows_motion("T")),
+            ("objects end once on depth axes", profile.ends_once("Z")),
         )
         if on
     ]

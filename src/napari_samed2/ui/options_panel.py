@@ -1,5 +1,5 @@
-"""The per-image options of the annotator: memory mode, memory gate, zoom, connected masks and
-follow motion.
+"""The per-image options of the annotator: memory mode, memory gate, zoom, connected masks,
+follow motion, objects end once.
 
 Each option is validated by `SessionOptions` (not changed while a run reads it; memory and zoom
 restart the session) and kept on the image's `ImageState`; the session gets the same change
@@ -43,6 +43,7 @@ class OptionsPanel:
         actions.zoom_check.toggled.connect(self.set_zoom)
         actions.connected_check.toggled.connect(self.set_connected)
         actions.motion_check.toggled.connect(self.set_motion)
+        actions.ends_once_check.toggled.connect(self.set_ends_once)
 
     def set_memory_mode(self, mode: str) -> None:
         """``"selective"`` (SAMed-2) or ``"sam2"`` for the current image (restarts its session)."""
@@ -63,6 +64,11 @@ class OptionsPanel:
     def set_motion(self, motion: bool) -> None:
         """Move carried masks with the objects' motion (live, from the next frame)."""
         self._set_live("motion", bool(motion), "switching follow motion")
+
+    def set_ends_once(self, ends_once: bool) -> None:
+        """Objects end once: no mask beyond a slice where an object's mask is empty (live, from
+        the next frame)."""
+        self._set_live("ends_once", bool(ends_once), "switching objects end once")
 
     def set_gate_threshold(self, value: float) -> None:
         """Confidence a frame needs to enter the memory (live for the current session)."""
@@ -139,6 +145,7 @@ class OptionsPanel:
             actions.zoom_check,
             actions.connected_check,
             actions.motion_check,
+            actions.ends_once_check,
         )
         for control in controls:
             control.blockSignals(True)
@@ -150,6 +157,7 @@ class OptionsPanel:
         actions.zoom_check.setChecked(options.zoom)
         actions.connected_check.setChecked(bool(options.connected))
         actions.motion_check.setChecked(bool(options.motion))
+        actions.ends_once_check.setChecked(bool(options.ends_once))
         actions.motion_check.setToolTip(
             "Carried masks follow each object's motion."
             if profile.carry_mask

@@ -217,10 +217,18 @@ class ActionsPanel(QGroupBox):
             "(models that hand it on, like samed2-nano). On by itself when the frame axis is "
             "labelled as time; leave off for volumes, whose slices change shape, not place."
         )
+        self.ends_once_check = QCheckBox("Objects end once (volumes)")
+        self.ends_once_check.setToolTip(
+            "While propagating, a slice beyond one where an object's mask is empty (away from "
+            "its prompts) is left empty: in a volume an object fills one run of slices, so the "
+            "neighbour above or below it is not taken for it. On by itself for depth axes with "
+            "models measured for it (samed2-nano); leave off where objects leave and come back."
+        )
         grid = QGridLayout(self)
         grid.addWidget(self.zoom_check, 5, 0, 1, 3)
         grid.addWidget(self.connected_check, 6, 0, 1, 3)
         grid.addWidget(self.motion_check, 7, 0, 1, 3)
+        grid.addWidget(self.ends_once_check, 8, 0, 1, 3)
         grid.addWidget(QLabel("Memory"), 4, 0)
         grid.addWidget(self.memory_combo, 4, 1)
         grid.addWidget(self.gate_spin, 4, 2)

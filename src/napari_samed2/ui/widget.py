@@ -115,6 +115,7 @@ class SAMed2Widget(QWidget):
         self.zoom_check = actions.zoom_check
         self.connected_check = actions.connected_check
         self.motion_check = actions.motion_check
+        self.ends_once_check = actions.ends_once_check
         self.confidence = self.review_panel.confidence
         self.weak_button = self.review_panel.weak_button
         self.status = self.review_panel.status
@@ -407,6 +408,10 @@ class SAMed2Widget(QWidget):
     def set_motion(self, motion: bool) -> None:
         """Move carried masks with the objects' motion (live, from the next frame)."""
         self.options.set_motion(motion)
+
+    def set_ends_once(self, ends_once: bool) -> None:
+        """Objects end once along the frame axis (live, from the next frame)."""
+        self.options.set_ends_once(ends_once)
 
     # plumbing ---------------------------------------------------------------------------------
 
