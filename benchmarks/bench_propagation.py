@@ -6,7 +6,11 @@ our session reads the same files lazily), same prompt, one process, CPU.
 
 Measured:
 - whole-job wall time (open the stack + prompt + propagate N frames) for the predictor, our
-  ``memory="sam2"`` mode and our ``memory="selective"`` mode; ratios ours / predictor;
+  ``memory="sam2"`` mode and our ``memory="selective"`` mode (fp32, the predictor's
+  precision), and our defaults (selective memory in the precision ``load_model`` picks on
+  this device: ``precision="auto"`` on a CPU); ratios ours / predictor;
+- per-frame IoU of the defaults' masks against fp32 selective's (a fast precision must keep
+  the masks: >= 0.98);
 - per-frame IoU of our sam2 mode against the predictor (must be >= 0.999);
 - re-propagation after a correction over visited frames (cached features) against the first
   pass, per frame;
@@ -38,7 +42,16 @@ import torch
 from PIL import Image
 
 from napari_samed2.engine import PropagationSession, SessionSettings
-from napari_samed2.model import build_model, sam2_config, small_config
+from napari_samed2.model import (
+    LoadedModel,
+    Preprocessing,
+    build_model,
+    compute_dtype,
+    requested_precision,
+    sam2_config,
+    small_config,
+)
+from napari_samed2.model.precision import choose
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from idle import require_idle
@@ -93,6 +106,23 @@ def make_nets(config: dict, seed: int = 0):
     predictor = build_model(config, target=PREDICTOR)
     predictor.load_state_dict(net.state_dict())
     return net, predictor
+
+
+def default_precision_model(net, config: dict) -> LoadedModel:
+    """``net`` as `load_model` would hand it out on this CPU: in the default precision
+    (``"auto"``: bf16 where measured faster and its masks agree with fp32's)."""
+    device = torch.device("cpu")
+    preprocessing = Preprocessing(image_size=int(config["image_size"]))
+    precision = requested_precision(device, None)
+    calibration = None
+    if precision == "auto":
+        calibration = choose(net, device, config, preprocessing)
+        precision = calibration.precision
+    return LoadedModel(
+        name="sam2.1-tiny (random weights)", net=net, preprocessing=preprocessing,
+        device=device, dtype=compute_dtype(device, precision), config=config,
+        temporal_adapter=False, calibration=calibration,
+    )  # fmt: skip
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -159,8 +189,11 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
+def compare(
+    config: dict, folder: Path, frames: int, repeats: int = 1, prefetch: bool = True
+) -> dict:
     net, predictor = make_nets(config)
+    default = default_precision_model(net, config)
     with torch.inference_mode():  # warm-up, so that no job pays for first-call setup
         size = config["image_size"]
         net.forward_image(torch.zeros(1, 3, size, size))
@@ -172,7 +205,10 @@ def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
         "prefetch": lambda: run_session(
             net, folder, frames, "selective", encoder_settings(prefetch=True)
         ),
+        "default": lambda: run_session(default, folder, frames, "selective"),
     }
+    if not prefetch:
+        del jobs["prefetch"]
     # Interleaved repeats, median per job: the CPU is shared, so load drifts during a run.
     runs: dict[str, list[dict]] = {name: [] for name in jobs}
     for repeat in range(repeats):
@@ -182,10 +218,13 @@ def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
     median = {
         name: sorted(r, key=lambda job: job["seconds"])[len(r) // 2] for name, r in runs.items()
     }
-    theirs, sam2_mode, selective, prefetch = (
-        median[name] for name in ("predictor", "sam2", "selective", "prefetch")
+    theirs, sam2_mode, selective, ours_default = (
+        median[name] for name in ("predictor", "sam2", "selective", "default")
     )
     ious = [iou(sam2_mode["masks"][f], theirs["masks"][f]) for f in theirs["masks"]]
+    default_ious = [
+        iou(ours_default["masks"][f], selective["masks"][f]) for f in selective["masks"]
+    ]
     report = {
         "frames": frames,
         "image_size": config["image_size"],
@@ -196,8 +235,11 @@ def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
         "selective_s": selective["seconds"],
         "ratio_sam2_mode": sam2_mode["seconds"] / theirs["seconds"],
         "ratio_selective": selective["seconds"] / theirs["seconds"],
-        "selective_prefetch_s": prefetch["seconds"],
-        "ratio_selective_prefetch": prefetch["seconds"] / theirs["seconds"],
+        "default_precision": default.precision_text,
+        "default_s": ours_default["seconds"],
+        "ratio_default": ours_default["seconds"] / theirs["seconds"],
+        "min_iou_default_vs_fp32_selective": min(default_ious),
+        "repropagation_speedup_default": ours_default["repropagation_speedup"],
         "min_iou_sam2_mode_vs_predictor": min(ious),
         "frames_compared": len(ious),
         "mask_coverage": float(np.mean([m.mean() for m in theirs["masks"].values()])),
@@ -205,6 +247,9 @@ def compare(config: dict, folder: Path, frames: int, repeats: int = 1) -> dict:
         "repropagation_speedup_selective": selective["repropagation_speedup"],
         "selective_bank_entries": selective["bank_entries"],
     }
+    if "prefetch" in median:
+        report["selective_prefetch_s"] = median["prefetch"]["seconds"]
+        report["ratio_selective_prefetch"] = median["prefetch"]["seconds"] / theirs["seconds"]
     return report
 
 
@@ -290,6 +335,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--peak-stacks", type=int, nargs="+", default=[50, 400])
     parser.add_argument("--track", type=int, default=5)
     parser.add_argument("--skip-peak", action="store_true")
+    parser.add_argument(
+        "--skip-prefetch", action="store_true", help="leave out the selective + prefetch job"
+    )
     parser.add_argument("--peak-only", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved, median reported")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -328,7 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
             folder = workdir / f"video_{size}_{frames}"
             make_video(folder, frames, size)
             config = sam2_config("sam2.1-tiny", image_size=size)
-            run = compare(config, folder, frames, args.repeats)
+            run = compare(config, folder, frames, args.repeats, prefetch=not args.skip_prefetch)
             report["runs"].append(run)
             print(json.dumps(run), flush=True)
         if not args.skip_peak:

@@ -50,11 +50,22 @@ def repropagate(session, obj_id: int, frame: int) -> None:
 
 
 def effort(
-    image, truth, obj_id, *, learn: bool, target, max_corrections, seconds, steps, work, model_name
+    image,
+    truth,
+    obj_id,
+    *,
+    learn: bool,
+    target,
+    max_corrections,
+    seconds,
+    steps,
+    work,
+    model_name,
+    axis_kind="Z",
 ) -> dict:
     """Corrections needed for ``obj_id`` to reach ``target`` volume Dice (None: not reached)."""
     model = load_model(model_name, device="cpu")
-    session = PropagationSession(model, image, axis=0)
+    session = PropagationSession(model, image, axis=0, axis_kind=axis_kind)
     labelset = LabelSet.create(work / f"set-{obj_id}-{int(learn)}") if learn else None
     areas = truth.sum(axis=(1, 2))
     start = int(np.argmax(areas))
@@ -113,6 +124,11 @@ def main(argv=None) -> int:
         "--model", default=DEFAULT_MODEL, help="where each object starts (a name or a file)"
     )
     parser.add_argument("--arms", default="plain,learn", help="plain, learn or both")
+    parser.add_argument(
+        "--axis-kind", default="Z", choices=["Z", "T", "none"],
+        help="what the stack's axis is (Z: depth, the annotator's choice for a volume; picks "
+        "the model profile's defaults, e.g. objects end once); none: unknown",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -140,6 +156,7 @@ def main(argv=None) -> int:
                 sample.image, truth, obj_id, learn=learn, target=args.target,
                 max_corrections=args.max_corrections, seconds=args.seconds, steps=args.steps,
                 work=work, model_name=args.model,
+                axis_kind=None if args.axis_kind == "none" else args.axis_kind,
             )  # fmt: skip
             row["learn" if learn else "plain"]["wall_seconds"] = round(
                 time.perf_counter() - began, 1
@@ -155,6 +172,7 @@ def main(argv=None) -> int:
     report = {
         "model": str(args.model),
         "learn_steps": args.steps,
+        "axis_kind": args.axis_kind,
         "volume": {"kind": "tissue_volume", "shape": shape, "seed": args.seed},
         "target_dice": args.target,
         "max_corrections": args.max_corrections,

@@ -37,6 +37,11 @@ def test_benchmark_ci_mode_runs_and_sam2_mode_matches(tmp_path):
     assert 0.0 < run["mask_coverage"] < 1.0
     for key in ("predictor_s", "sam2_mode_s", "selective_s", "repropagation_speedup_selective"):
         assert run[key] > 0
+    # our defaults: the precision load_model picks here (tests pin the CPU default to fp32),
+    # masks checked against fp32 selective on every frame
+    assert run["default_precision"] == "fp32"
+    assert run["min_iou_default_vs_fp32_selective"] == 1.0
+    assert run["default_s"] > 0 and run["ratio_default"] > 0
 
 
 @pytest.mark.slow
