@@ -1,5 +1,6 @@
 """The demo's propagation speed (frames per second) with the embedded model, objects ending
-once on the demo volume's depth axis (the nano profile's default) or not.
+once on the demo volume's depth axis (the nano profile's default) or not, in the precision
+`load_model` picks on this machine (with ``--compare-precision``, in the other one too).
 
 The demo's own volume, prompts and model (`napari_samed2.demo`), one process, fresh sessions
 alternating between the two settings; medians of the repeats; the features are encoded in
@@ -56,17 +57,31 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--allow-busy", action="store_true")
+    parser.add_argument(
+        "--compare-precision", action="store_true",
+        help="also run the precision the default did not pick (fp32 or bf16)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     load = require_idle(args.allow_busy)
     model = load_model(args.model, device="cpu")
+    models = {"": model}
+    if args.compare_precision:  # the other precision too, in the same process, interleaved
+        other = "bf16" if model.precision == "fp32" else "fp32"
+        models[f" ({other})"] = load_model(args.model, device="cpu", precision=other)
     sample = demo_sample()
     prompts, truth_ids = demo_prompts(sample.labels)
-    run_once(model, sample, prompts, truth_ids, True)  # warm-up: allocations, kernels
-    fps = {name: [] for name in SETTINGS}
+    settings = {
+        name + suffix: (each, ends_once)
+        for suffix, each in models.items()
+        for name, ends_once in SETTINGS.items()
+    }
+    for each in models.values():  # warm-up: allocations, kernels
+        run_once(each, sample, prompts, truth_ids, True)
+    fps = {name: [] for name in settings}
     quality = {}
     for _ in range(args.repeats):
-        for name, ends_once in SETTINGS.items():
-            frames_per_s, quality[name] = run_once(model, sample, prompts, truth_ids, ends_once)
+        for name, (each, ends_once) in settings.items():
+            frames_per_s, quality[name] = run_once(each, sample, prompts, truth_ids, ends_once)
             fps[name].append(frames_per_s)
     medians = {name: statistics.median(values) for name, values in fps.items()}
     report = {
@@ -78,6 +93,11 @@ def main(argv=None) -> int:
         "frames_per_s": {name: round(v, 1) for name, v in medians.items()},
         "runs": {name: [round(v, 1) for v in values] for name, values in fps.items()},
         "ratio_ends_once": round(medians["ends once"] / medians["carried on"], 3),
+        "ratio_defaults_vs_other_precision": (
+            round(medians["ends once"] / medians[f"ends once{suffix}"], 3)
+            if (suffix := next(iter(set(models) - {""}), None))
+            else None
+        ),
         "mean_dice": {name: round(v, 4) for name, v in quality.items()},
     }
     print(json.dumps(report, indent=1))

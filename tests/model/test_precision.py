@@ -36,7 +36,7 @@ def measured(monkeypatch):
     """Stand-in measurements: ``timings`` (fp32 ms, bf16 ms) and ``iou``; counts the calls."""
     state = {"timings": (100.0, 50.0), "iou": 0.995, "timed": 0, "checked": 0}
 
-    def time_encoder(net, image, device):
+    def time_frames(net, image, device):
         state["timed"] += 1
         return state["timings"]
 
@@ -44,7 +44,7 @@ def measured(monkeypatch):
         state["checked"] += 1
         return state["iou"]
 
-    monkeypatch.setattr(auto, "_time_encoder", time_encoder)
+    monkeypatch.setattr(auto, "_time_frames", time_frames)
     monkeypatch.setattr(auto, "mask_agreement", mask_agreement)
     return state
 
@@ -58,7 +58,7 @@ def _choose(net, tmp_path, config=None):
     [
         ((100.0, 50.0), 0.995, "bf16", 1),  # 2x faster, same masks
         ((100.0, 50.0), 0.97, "fp32", 1),  # faster, but masks differ
-        ((100.0, 90.0), 0.999, "fp32", 0),  # 1.1x: not worth it (masks not even checked)
+        ((100.0, 95.0), 0.999, "fp32", 0),  # 1.05x: not worth it (masks not even checked)
         ((100.0, 200.0), 0.999, "fp32", 0),  # no bf16 units: slower
     ],
 )
@@ -97,7 +97,7 @@ def test_the_choice_is_remembered_per_architecture_and_weights(small_net, tmp_pa
 
 def test_a_corrupt_file_is_reported_and_measured_again(small_net, tmp_path, measured, caplog):
     path = tmp_path / auto.CALIBRATION_FILE
-    for content in ("{not json", '{"version": 1, "calibrations": {"k": {"fp32_ms": "x"}}}'):
+    for content in ("{not json", '{"version": 2, "calibrations": {"k": {"fp32_ms": "x"}}}'):
         path.write_text(content)
         with caplog.at_level(logging.WARNING, logger="napari_samed2.model.precision"):
             choice = _choose(small_net, tmp_path)
@@ -108,8 +108,37 @@ def test_a_corrupt_file_is_reported_and_measured_again(small_net, tmp_path, meas
     assert measured["timed"] == 2
 
 
+def test_calibrations_by_an_earlier_method_are_measured_again_quietly(
+    small_net, tmp_path, measured, caplog
+):
+    """Version 1 files timed encoder passes only, which misjudged small networks."""
+    path = tmp_path / auto.CALIBRATION_FILE
+    key = auto.calibration_key(CPU, small_config(), int(small_net.image_size))
+    old = {"fp32_ms": 100.0, "bf16_ms": 10.0, "masks": {}}  # would say bf16 at once
+    path.write_text(json.dumps({"version": 1, "calibrations": {key: old}}))
+    measured.update(timings=(100.0, 200.0))
+    with caplog.at_level(logging.INFO, logger="napari_samed2.model.precision"):
+        choice = _choose(small_net, tmp_path)
+    assert choice.precision == "fp32" and not choice.from_cache and measured["timed"] == 1
+    assert "earlier method" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert json.loads(path.read_text())["version"] == auto.FILE_VERSION
+
+
+def test_the_frame_timing_runs_memory_attention_on_a_full_memory(small_net):
+    """No stand-ins: a tracked frame attends to num_maskmem memories (the calibration's
+    unit of work, not the encoder alone)."""
+    memory = auto._full_memory(small_net, torch.zeros(1, 3, 256, 256), CPU, "fp32")
+    outputs = memory.output_dict
+    assert len(outputs["cond_frame_outputs"]) == 1
+    assert len(outputs["non_cond_frame_outputs"]) == small_net.num_maskmem - 1
+    assert memory.num_frames == small_net.num_maskmem + 1
+    fp32_ms, bf16_ms = auto._time_frames(small_net, torch.zeros(1, 3, 256, 256), CPU)
+    assert fp32_ms > 0 and bf16_ms > 0
+
+
 def test_a_real_calibration_of_a_small_net(small_net, tmp_path):
-    """No stand-ins: the encoder is timed in both precisions and the masks compared."""
+    """No stand-ins: tracked frames are timed in both precisions and the masks compared."""
     choice = _choose(small_net, tmp_path)
     assert choice.precision in ("fp32", "bf16")
     assert choice.fp32_ms > 0 and choice.bf16_ms > 0

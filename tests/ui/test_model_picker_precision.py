@@ -25,7 +25,7 @@ def _load(qtbot, picker: ModelPicker, precision: str):
 
 def test_the_model_line_says_the_precision_and_why_auto_chose_it(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SAMED2_CACHE", str(tmp_path))
-    monkeypatch.setattr(auto, "_time_encoder", lambda net, image, device: (120.0, 300.0))
+    monkeypatch.setattr(auto, "_time_frames", lambda net, image, device: (120.0, 300.0))
     picker = ModelPicker()
     qtbot.addWidget(picker)
     assert [picker.precision_combo.itemText(i) for i in range(4)] == list(PRECISIONS)

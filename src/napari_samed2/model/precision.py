@@ -2,8 +2,9 @@
 
 bf16 autocast runs SAM2's image encoder about twice as fast as fp32 on CPUs with bf16 units
 (AVX-512 BF16, AMX) and on recent GPUs, and several times slower on CPUs without them (it is
-emulated). So the choice is measured: a few encoder passes of the network's own input size
-in each precision (interleaved, medians), and bf16 is chosen only if it is at least
+emulated). So the choice is measured: a few tracked frames (image encoder, memory attention
+over a full memory, SAM heads, memory encoder) at the network's own input size in each
+precision (interleaved, medians), and bf16 is chosen only if it is at least
 `SPEEDUP_NEEDED` times faster *and* its masks match fp32's (IoU >= `MIN_MASK_IOU` for every
 click on a synthetic image). Timings are kept per (device, its name and bf16 features, torch
 version, architecture), the mask check per weights as well, in ``precision.json`` in the
@@ -36,10 +37,14 @@ from .registry import Preprocessing
 logger = logging.getLogger(__name__)
 
 CALIBRATION_FILE = "precision.json"
-FILE_VERSION = 1
-SPEEDUP_NEEDED = 1.2  # bf16 must be this much faster than fp32 to be worth its rounding
+FILE_VERSION = 2  # 1: encoder passes were timed (misjudged small networks)
+# bf16 must be this much faster than fp32 (a whole tracked frame) to be worth its rounding:
+# above the noise of interleaved medians (a few %), below the gain a whole frame shows where
+# only the encoder speeds up (sam2.1-tiny at 1024 px on an AVX-512 BF16 CPU: 1.2x a frame,
+# 1.34x a 10-frame job; docs/benchmarks.md)
+SPEEDUP_NEEDED = 1.1
 MIN_MASK_IOU = 0.98  # every calibration mask in bf16 against fp32
-REPEATS = 3  # timed encoder passes per precision (after one warm-up each)
+REPEATS = 3  # timed tracked frames per precision (after one warm-up each)
 TIME_BUDGET_S = 30.0  # fewer repeats when passes are slow (a large model on a small CPU)
 CLICKS = 4  # objects clicked on the calibration image
 # CPU features that decide whether bf16 is fast (Linux /proc/cpuinfo names)
@@ -55,7 +60,8 @@ class Calibration:
     precision : {"fp32", "bf16"}
         The choice.
     fp32_ms, bf16_ms : float
-        Median encoder pass in each precision, milliseconds (``bf16_ms`` is ``inf`` where
+        Median tracked frame (encoder, memory attention, heads, memory encoder) in each
+        precision, milliseconds (``bf16_ms`` is ``inf`` where
         bf16 autocast failed on the device).
     min_iou : float or None
         Lowest IoU of a bf16 calibration mask against its fp32 mask; None when bf16 was not
@@ -129,7 +135,7 @@ def choose(
     image = image.to(device)
     if record is None:
         logger.info("measuring fp32 against bf16 for precision='auto' (%s)", key)
-        fp32_ms, bf16_ms = _time_encoder(net, image, device)
+        fp32_ms, bf16_ms = _time_frames(net, image, device)
         record = {"fp32_ms": fp32_ms, "bf16_ms": bf16_ms, "masks": {}}
     min_iou = None
     if _faster(record):
@@ -259,36 +265,90 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def _time_encoder(net: SAM2Base, image: torch.Tensor, device: torch.device) -> tuple[float, float]:
-    """Median encoder pass in fp32 and in bf16, ms (bf16 ``inf`` if autocast fails here).
+def _time_frames(net: SAM2Base, image: torch.Tensor, device: torch.device) -> tuple[float, float]:
+    """Median cost of one tracked frame in fp32 and in bf16, ms (bf16 ``inf`` if autocast
+    fails here).
+
+    A tracked frame is what propagation spends per frame and object: the image encoder, memory
+    attention over a full memory (the prompted frame and ``num_maskmem - 1`` recent frames,
+    with their object pointers), the SAM heads and the memory encoder. Timing the encoder
+    alone misjudges small networks: the embedded model's encoder is faster in bf16 on a CPU
+    with bf16 units, but its other steps (many small operations) are slower, and the frame as
+    a whole is too.
 
     Passes alternate, so that a slow spell of the machine hits both. The repeats stop early
     when a pair shows bf16 no faster at all (CPUs without bf16 units run it several times
     slower: more passes would only make the first load longer) or after `TIME_BUDGET_S`.
     """
+    from . import sam2_step
 
-    def one_pass(precision: str) -> float:
+    def one_pass(precision: str, memory) -> float:
         with torch.inference_mode(), autocast(device, DTYPES[precision]):
             _synchronize(device)
             start = time.perf_counter()
-            net.forward_image(image)
+            levels = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, image))
+            out = sam2_step.track_step(
+                net, levels=levels, frame=memory.num_frames - 1, is_init_cond=False, memory=memory
+            )
+            sam2_step.encode_memory(
+                net,
+                levels=levels,
+                high_res_masks=out.high_res_masks,
+                object_score_logits=out.object_score_logits,
+                from_points=False,
+            )
             _synchronize(device)
         return (time.perf_counter() - start) * 1000.0
 
     begun = time.perf_counter()
-    one_pass("fp32")  # warm-up: allocations, kernel choice
+    memory = {"fp32": _full_memory(net, image, device, "fp32")}
+    one_pass("fp32", memory["fp32"])  # warm-up: allocations, kernel choice
     try:
-        one_pass("bf16")
+        memory["bf16"] = _full_memory(net, image, device, "bf16")
+        one_pass("bf16", memory["bf16"])
     except RuntimeError as error:  # bf16 autocast not implemented for this device/op
         logger.warning("bf16 autocast failed on %s; precision='auto' uses fp32: %s", device, error)
-        return one_pass("fp32"), float("inf")
+        return one_pass("fp32", memory["fp32"]), float("inf")
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(REPEATS):
         for precision in times:
-            times[precision].append(one_pass(precision))
+            times[precision].append(one_pass(precision, memory[precision]))
         if times["bf16"][-1] >= times["fp32"][-1] or time.perf_counter() - begun > TIME_BUDGET_S:
             break
     return statistics.median(times["fp32"]), statistics.median(times["bf16"])
+
+
+def _full_memory(net: SAM2Base, image: torch.Tensor, device: torch.device, precision: str):
+    """A `sam2_step.Sam2Memory` as full as propagation's: the memory of one click on ``image``
+    as the prompted frame and as each of the ``num_maskmem - 1`` frames tracked before."""
+    from . import sam2_step
+
+    size = float(net.image_size)
+    clicks = {
+        "point_coords": torch.tensor([[[size / 2, size / 2]]], device=device),
+        "point_labels": torch.ones(1, 1, dtype=torch.int32, device=device),
+    }
+    empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    with torch.inference_mode(), autocast(device, DTYPES[precision]):
+        levels = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, image))
+        out = sam2_step.track_step(
+            net, levels=levels, frame=0, is_init_cond=True,
+            memory=sam2_step.Sam2Memory(empty, num_frames=1), point_inputs=clicks,
+        )  # fmt: skip
+        features, pos_enc = sam2_step.encode_memory(
+            net,
+            levels=levels,
+            high_res_masks=out.high_res_masks,
+            object_score_logits=out.object_score_logits,
+            from_points=True,
+        )
+    entry = {"maskmem_features": features, "maskmem_pos_enc": pos_enc, "obj_ptr": out.obj_ptr}
+    recent = max(int(net.num_maskmem), 1)
+    outputs = {
+        "cond_frame_outputs": {0: entry},
+        "non_cond_frame_outputs": {frame: entry for frame in range(1, recent)},
+    }
+    return sam2_step.Sam2Memory(outputs, num_frames=recent + 1)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -320,8 +380,13 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
         return {}
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
-        if payload.get("version") != FILE_VERSION:
-            raise ValueError(f"version {payload.get('version')!r}, expected {FILE_VERSION}")
+        version = payload.get("version")
+        if isinstance(version, int) and 0 < version < FILE_VERSION:
+            logger.info("%s was measured by an earlier method (version %d); measuring again",
+                        path, version)  # fmt: skip
+            return {}
+        if version != FILE_VERSION:
+            raise ValueError(f"version {version!r}, expected {FILE_VERSION}")
         return {str(key): _checked(record) for key, record in payload["calibrations"].items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         logger.warning(
