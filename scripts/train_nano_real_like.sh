@@ -8,7 +8,10 @@
 # Usage: scripts/train_nano_real_like.sh [RUN_DIR]   (default /work/runs/nano-real-like)
 # Environment: PYTHON (default .venv/bin/python), THREADS (default 2), DEVICE (default cpu).
 #
-# Stage 4 (run 12 of the model card, 1600 steps, 7,744 s on two CPU cores): dense-tissue
+# Time on two CPU cores: about 1.7 h with AVX-512 (2.2 s a step in stage 4), twice that with
+# AVX2 only (run 12 took 7,744 s for stage 4 on such a machine, sharing it with tests).
+#
+# Stage 4 (run 12 of the model card, 1600 steps): dense-tissue
 # volumes 30 % of the mix, half of the volume clips run past a tracked object's end
 # (--end-focus 0.5), object-score loss x2. It reached real-like tissue 0.576 (shipped 0.187)
 # but cost time-lapses 0.013. Stage 5 (session 9's plan; its run was lost at step 50 with
