@@ -128,7 +128,7 @@ def test_calibrations_by_an_earlier_method_are_measured_again_quietly(
 def test_the_frame_timing_runs_memory_attention_on_a_full_memory(small_net):
     """No stand-ins: a tracked frame attends to num_maskmem memories (the calibration's
     unit of work, not the encoder alone)."""
-    memory = auto._full_memory(small_net, torch.zeros(1, 3, 256, 256), CPU, "fp32")
+    memory = auto._full_memory(small_net, torch.zeros(1, 3, 256, 256), CPU)
     outputs = memory.output_dict
     assert len(outputs["cond_frame_outputs"]) == 1
     assert len(outputs["non_cond_frame_outputs"]) == small_net.num_maskmem - 1

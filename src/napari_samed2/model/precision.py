@@ -39,13 +39,19 @@ logger = logging.getLogger(__name__)
 CALIBRATION_FILE = "precision.json"
 FILE_VERSION = 2  # 1: encoder passes were timed (misjudged small networks)
 # bf16 must be this much faster than fp32 (a whole tracked frame) to be worth its rounding:
-# above the noise of interleaved medians (a few %), below the gain a whole frame shows where
-# only the encoder speeds up (sam2.1-tiny at 1024 px on an AVX-512 BF16 CPU: 1.2x a frame,
-# 1.34x a 10-frame job; docs/benchmarks.md)
+# above the noise of medians of interleaved passes (the nano model, whose frame is as fast in
+# both, measured 1.00-1.05x in repeated calibrations on one machine), below the gain a frame
+# shows where only the encoder speeds up (docs/design.md, "Precision auto")
 SPEEDUP_NEEDED = 1.1
 MIN_MASK_IOU = 0.98  # every calibration mask in bf16 against fp32
-REPEATS = 3  # timed tracked frames per precision (after one warm-up each)
+REPEATS = 3  # timed tracked frames per precision at least (after one warm-up each)
+# Fast frames (a small network) are repeated until this much was timed: a 40-ms frame's median
+# of 3 swings by 20 % on a busy host, enough to flip a choice near the margin.
+MIN_TIMED_S = 2.0
+MAX_REPEATS = 40
 TIME_BUDGET_S = 30.0  # fewer repeats when passes are slow (a large model on a small CPU)
+EMULATED = 2.0  # a pair with bf16 this many times slower: no bf16 units, stop measuring
+OBJECTS = 3  # objects tracked in a timed frame (the demo's count; the encoder runs once)
 CLICKS = 4  # objects clicked on the calibration image
 # CPU features that decide whether bf16 is fast (Linux /proc/cpuinfo names)
 BF16_CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "avx512_fp16")
@@ -269,58 +275,69 @@ def _time_frames(net: SAM2Base, image: torch.Tensor, device: torch.device) -> tu
     """Median cost of one tracked frame in fp32 and in bf16, ms (bf16 ``inf`` if autocast
     fails here).
 
-    A tracked frame is what propagation spends per frame and object: the image encoder, memory
-    attention over a full memory (the prompted frame and ``num_maskmem - 1`` recent frames,
-    with their object pointers), the SAM heads and the memory encoder. Timing the encoder
-    alone misjudges small networks: the embedded model's encoder is faster in bf16 on a CPU
-    with bf16 units, but its other steps (many small operations) are slower, and the frame as
-    a whole is too.
+    A tracked frame is what propagation spends on a frame: the image encoder once, then for
+    each of `OBJECTS` objects memory attention over a full memory (the prompted frame and
+    ``num_maskmem - 1`` recent frames, with their object pointers), the SAM heads and the
+    memory encoder, each step in its own autocast region as the engine runs it. Timing the
+    encoder alone misjudges small networks: the embedded model's encoder is faster in bf16 on
+    a CPU with bf16 units, but its object steps (many small operations) are not, and with
+    a few objects the frame as a whole is slower.
 
-    Passes alternate, so that a slow spell of the machine hits both. The repeats stop early
-    when a pair shows bf16 no faster at all (CPUs without bf16 units run it several times
+    Passes alternate, so that a slow spell of the machine hits both: at least `REPEATS` pairs,
+    more while less than `MIN_TIMED_S` was timed (up to `MAX_REPEATS`). They stop early when
+    a pair shows bf16 `EMULATED` times slower (CPUs without bf16 units run it several times
     slower: more passes would only make the first load longer) or after `TIME_BUDGET_S`.
     """
     from . import sam2_step
 
     def one_pass(precision: str, memory) -> float:
-        with torch.inference_mode(), autocast(device, DTYPES[precision]):
+        dtype = DTYPES[precision]
+        with torch.inference_mode():
             _synchronize(device)
             start = time.perf_counter()
-            levels = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, image))
-            out = sam2_step.track_step(
-                net, levels=levels, frame=memory.num_frames - 1, is_init_cond=False, memory=memory
-            )
-            sam2_step.encode_memory(
-                net,
-                levels=levels,
-                high_res_masks=out.high_res_masks,
-                object_score_logits=out.object_score_logits,
-                from_points=False,
-            )
+            with autocast(device, dtype):
+                levels = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, image))
+            for _ in range(OBJECTS):
+                with autocast(device, dtype):
+                    out = sam2_step.track_step(
+                        net, levels=levels, frame=memory.num_frames - 1, is_init_cond=False,
+                        memory=memory,
+                    )  # fmt: skip
+                    sam2_step.encode_memory(
+                        net,
+                        levels=levels,
+                        high_res_masks=out.high_res_masks,
+                        object_score_logits=out.object_score_logits,
+                        from_points=False,
+                    )
             _synchronize(device)
         return (time.perf_counter() - start) * 1000.0
 
     begun = time.perf_counter()
-    memory = {"fp32": _full_memory(net, image, device, "fp32")}
-    one_pass("fp32", memory["fp32"])  # warm-up: allocations, kernel choice
+    memory = _full_memory(net, image, device)  # both precisions attend to it (autocast casts)
+    one_pass("fp32", memory)  # warm-up: allocations, kernel choice
     try:
-        memory["bf16"] = _full_memory(net, image, device, "bf16")
-        one_pass("bf16", memory["bf16"])
+        one_pass("bf16", memory)
     except RuntimeError as error:  # bf16 autocast not implemented for this device/op
         logger.warning("bf16 autocast failed on %s; precision='auto' uses fp32: %s", device, error)
-        return one_pass("fp32", memory["fp32"]), float("inf")
+        return one_pass("fp32", memory), float("inf")
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for _ in range(REPEATS):
+    for pair in range(1, MAX_REPEATS + 1):
         for precision in times:
-            times[precision].append(one_pass(precision, memory[precision]))
-        if times["bf16"][-1] >= times["fp32"][-1] or time.perf_counter() - begun > TIME_BUDGET_S:
+            times[precision].append(one_pass(precision, memory))
+        timed_s = (sum(times["fp32"]) + sum(times["bf16"])) / 1000.0
+        if (
+            times["bf16"][-1] >= EMULATED * times["fp32"][-1]
+            or time.perf_counter() - begun > TIME_BUDGET_S
+            or (pair >= REPEATS and timed_s >= MIN_TIMED_S)
+        ):
             break
     return statistics.median(times["fp32"]), statistics.median(times["bf16"])
 
 
-def _full_memory(net: SAM2Base, image: torch.Tensor, device: torch.device, precision: str):
+def _full_memory(net: SAM2Base, image: torch.Tensor, device: torch.device):
     """A `sam2_step.Sam2Memory` as full as propagation's: the memory of one click on ``image``
-    as the prompted frame and as each of the ``num_maskmem - 1`` frames tracked before."""
+    (fp32) as the prompted frame and as each of the ``num_maskmem - 1`` frames tracked before."""
     from . import sam2_step
 
     size = float(net.image_size)
@@ -329,7 +346,7 @@ def _full_memory(net: SAM2Base, image: torch.Tensor, device: torch.device, preci
         "point_labels": torch.ones(1, 1, dtype=torch.int32, device=device),
     }
     empty = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
-    with torch.inference_mode(), autocast(device, DTYPES[precision]):
+    with torch.inference_mode():
         levels = sam2_step.FeatureLevels.from_maps(*sam2_step.encode_images(net, image))
         out = sam2_step.track_step(
             net, levels=levels, frame=0, is_init_cond=True,
