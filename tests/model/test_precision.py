@@ -137,6 +137,25 @@ def test_the_frame_timing_runs_memory_attention_on_a_full_memory(small_net):
     assert fp32_ms > 0 and bf16_ms > 0
 
 
+def test_slow_frames_are_measured_by_their_warm_up_pair(small_net, monkeypatch):
+    """Past the time budget (a large model on a CPU) no further pair is timed."""
+    from napari_samed2.model import sam2_step
+
+    passes = []
+
+    original = sam2_step.encode_images
+
+    def counting(net, images):
+        passes.append(torch.is_autocast_enabled("cpu"))
+        return original(net, images)
+
+    monkeypatch.setattr(sam2_step, "encode_images", counting)
+    monkeypatch.setattr(auto, "TIME_BUDGET_S", 0.0)
+    fp32_ms, bf16_ms = auto._time_frames(small_net, torch.zeros(1, 3, 256, 256), CPU)
+    # the memory's encoding, then one fp32 and one bf16 frame: nothing more
+    assert passes == [False, False, True] and fp32_ms > 0 and bf16_ms > 0
+
+
 def test_a_real_calibration_of_a_small_net(small_net, tmp_path):
     """No stand-ins: tracked frames are timed in both precisions and the masks compared."""
     choice = _choose(small_net, tmp_path)
