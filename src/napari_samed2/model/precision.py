@@ -280,8 +280,8 @@ def _time_frames(net: SAM2Base, image: torch.Tensor, device: torch.device) -> tu
     ``num_maskmem - 1`` recent frames, with their object pointers), the SAM heads and the
     memory encoder, each step in its own autocast region as the engine runs it. Timing the
     encoder alone misjudges small networks: the embedded model's encoder is faster in bf16 on
-    a CPU with bf16 units, but its object steps (many small operations) are not, and with
-    a few objects the frame as a whole is slower.
+    a CPU with bf16 units, but its object steps (many small operations) are not: its frame
+    is no faster, and the demo (three objects) runs slower in bf16.
 
     Passes alternate, so that a slow spell of the machine hits both: at least `REPEATS` pairs,
     more while less than `MIN_TIMED_S` was timed (up to `MAX_REPEATS`). They stop early when
