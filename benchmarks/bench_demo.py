@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_samed2.atomic import write_text_atomic
 from napari_samed2.demo import demo_prompts, demo_sample
 from napari_samed2.engine import PropagationSession, SessionSettings
 from napari_samed2.model import DEFAULT_MODEL, load_model
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
             frames_per_s, quality[name] = run_once(each, sample, prompts, truth_ids, ends_once)
             fps[name].append(frames_per_s)
     medians = {name: statistics.median(values) for name, values in fps.items()}
+    other = next((suffix for suffix in models if suffix), None)  # " (bf16)" / " (fp32)"
     report = {
         "model": args.model,
         "precision": model.precision_text,
@@ -94,15 +96,13 @@ def main(argv=None) -> int:
         "runs": {name: [round(v, 1) for v in values] for name, values in fps.items()},
         "ratio_ends_once": round(medians["ends once"] / medians["carried on"], 3),
         "ratio_defaults_vs_other_precision": (
-            round(medians["ends once"] / medians[f"ends once{suffix}"], 3)
-            if (suffix := next(iter(set(models) - {""}), None))
-            else None
+            round(medians["ends once"] / medians["ends once" + other], 3) if other else None
         ),
         "mean_dice": {name: round(v, 4) for name, v in quality.items()},
     }
     print(json.dumps(report, indent=1))
     if args.out:
-        args.out.write_text(json.dumps(report, indent=1))
+        write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
     return 0
 
 

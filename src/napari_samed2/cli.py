@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ends-once",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="an object that ends on a slice stays absent beyond it, away from its prompts "
+        help="an object whose mask is empty on two slices in a row (or on one marked absent) "
+        "stays absent beyond them, away from its prompts "
         "(default: the model profile's choice for the axis kind: on for samed2-nano on depth "
         "axes, off otherwise)",
     )

@@ -219,8 +219,9 @@ class ActionsPanel(QGroupBox):
         )
         self.ends_once_check = QCheckBox("Objects end once (volumes)")
         self.ends_once_check.setToolTip(
-            "While propagating, a slice beyond one where an object's mask is empty (away from "
-            "its prompts) is left empty: in a volume an object fills one run of slices, so the "
+            "While propagating, once an object's mask is empty on two slices in a row (or on one "
+            "you marked empty), the slices beyond, away from its prompts, are left empty: in a "
+            "volume an object fills one run of slices, so the "
             "neighbour above or below it is not taken for it. On by itself for depth axes with "
             "models measured for it (samed2-nano); leave off where objects leave and come back."
         )
